@@ -1,0 +1,88 @@
+# timenet — build, set-up, run and test. `make run` and `make test` work on a fresh Debian 12
+# machine: missing Debian packages are installed first (target `deps`).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+
+DEB_PKGS := build-essential pkg-config lua5.4 liblua5.4-dev libuv1-dev libsodium-dev \
+	libsqlite3-dev libcjson-dev lua-busted lua-luv lua-socket lua-cjson lua-dkjson lua-check \
+	lua-system clang libclang-rt-14-dev llvm-14
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PKG_MODS := libuv libsodium sqlite3 lua5.4 libcjson
+
+# BUILD=build/asan selects the sanitizer build (see `make asan`).
+BUILD ?= build
+SAN ?=
+VERSION := 0.1.0
+OPT ?= -O2
+
+CFLAGS_COMMON = -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -fPIC -DTN_VERSION='"$(VERSION)"' \
+	$(shell pkg-config --cflags $(PKG_MODS) 2>/dev/null) $(SAN)
+LIBS = $(shell pkg-config --libs libuv libsodium sqlite3 libcjson 2>/dev/null) -lm
+LUA_LIB = $(shell pkg-config --libs lua5.4 2>/dev/null)
+
+SRC := $(wildcard c/tn_*.c)
+HDR := $(wildcard c/*.h)
+OBJ := $(SRC:c/%.c=$(BUILD)/obj/%.o)
+UNIT_SRC := $(wildcard tests/unit/*.c)
+
+.PHONY: all deps run test asan bench fuzz clean format check-deps
+
+all: deps $(BUILD)/timenetd $(BUILD)/timenet.so $(BUILD)/unit-tests
+
+# Installs the Debian packages that are missing (nothing when all are present).
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing </dev/null; \
+	fi
+
+$(BUILD)/obj/%.o: c/%.c $(HDR) | $(BUILD)/obj
+	@echo "CC $<"
+	@$(CC) $(CFLAGS_COMMON) -c $< -o $@
+
+$(BUILD)/obj:
+	@mkdir -p $@
+
+$(BUILD)/libtimenet.a: $(OBJ)
+	@rm -f $@
+	@ar rcs $@ $^
+
+$(BUILD)/timenetd: c/timenetd.c $(BUILD)/libtimenet.a
+	@echo "LD $@"
+	@$(CC) $(CFLAGS_COMMON) $< $(BUILD)/libtimenet.a $(LUA_LIB) $(LIBS) -o $@
+
+# Lua binding of the codec and handshake, used by tests and the adversarial peer.
+# Not linked against liblua: the lua5.4 binary provides the API (TOOLCHAIN.md).
+$(BUILD)/timenet.so: c/lua_timenet.c $(BUILD)/libtimenet.a
+	@echo "LD $@"
+	@$(CC) $(CFLAGS_COMMON) -shared $< $(BUILD)/libtimenet.a $(LIBS) -o $@
+
+$(BUILD)/unit-tests: $(UNIT_SRC) tests/unit/tn_test.h $(BUILD)/libtimenet.a
+	@echo "LD $@"
+	@$(CC) $(CFLAGS_COMMON) -Ic $(UNIT_SRC) $(BUILD)/libtimenet.a $(LUA_LIB) $(LIBS) -o $@
+
+run: all
+	@mkdir -p var
+	./$(BUILD)/timenetd $(if $(CONFIG),--config $(CONFIG))
+
+# Every suite; the last line is "N passed, N failed". TEST_ONLY=<suite> narrows it.
+test: all
+	@BUILD=$(BUILD) timeout --foreground -k 10 1500 tests/run.sh
+
+asan:
+	$(MAKE) BUILD=build/asan OPT=-O1 \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
+
+bench: all
+	@BUILD=$(BUILD) tests/bench/run.sh $(ONLY)
+
+format:
+	clang-format -i c/*.c c/*.h tests/unit/*.c tests/unit/*.h
+
+clean:
+	rm -rf build

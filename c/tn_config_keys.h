@@ -1,0 +1,71 @@
+/* Every configuration key, its type, default, bounds and documentation: the one place where
+ * defaults live. C code, the config loader, `timenetd --print-config` and the policy API all
+ * read this list. Durations are seconds (fractions allowed, so tests run at sub-second
+ * scale). "Seed §N" refers to sections of the requirements note (seed/000_*.txt).
+ *
+ * INT(name, default, min, max, doc)       64-bit integer
+ * NUM(name, default, min, max, doc)       number (durations in seconds)
+ * BOOL(name, default, doc)
+ * STR(name, default, allowed, doc)        allowed = "a|b|c" or NULL for free text
+ * LIST(name, max_items, doc)              list of strings, default empty
+ * NLIST(name, max_items, default, doc)    list of numbers, default given as "1 2 3"
+ */
+#ifndef TN_CONFIG_KEYS_H
+#define TN_CONFIG_KEYS_H
+
+#define TN_CONFIG_KEYS(INT, NUM, BOOL, STR, LIST, NLIST)                                           \
+    STR(node_name, "", NULL, "Name shown in every log line; empty = the host name (seed §14).")    \
+    STR(network, "testnet", "testnet|mainnet",                                                     \
+        "Network: testnet (magic 'TIME' = 84 73 77 69, seed §11) or mainnet (C0 1D 7E 4D).")       \
+    STR(listen, "127.0.0.1:24100", NULL,                                                           \
+        "Address and port to accept peers on: 'IPv4:port' or '[IPv6]:port'; port 0 = none.")       \
+    STR(advertise, "", NULL, "Address peers should dial us at; empty = the listen address.")       \
+    STR(data_dir, "var", NULL, "Directory for the key, store, lock and control socket.")           \
+    STR(log_level, "info", "debug|info|warn|error", "Least severe level written to the log.")      \
+    BOOL(masternode, false, "This node's key is a masternode key (announced in hello).")           \
+    BOOL(allow_local_addresses, false,                                                             \
+         "Accept loopback/private addresses from peer exchange (test and demo networks).")         \
+    INT(max_peers, 50, 1, 100000, "Most ordinary peers at once (seed §10 Peer Limits).")           \
+    INT(min_peers, 8, 0, 100000, "Dial more peers while below this (seed §10 Peer Limits).")       \
+    INT(max_inbound_pending, 256, 1, 100000,                                                       \
+        "Most accepted connections still in their handshake; more are closed at accept.")          \
+    INT(max_frame_size, 8388608, 1024, 67108864,                                                   \
+        "Largest encrypted frame accepted, in bytes; larger ones close the session.")              \
+    INT(write_buffer_max, 16777216, 65536, 1073741824,                                             \
+        "Bytes queued to one peer before it is closed for not reading.")                           \
+    INT(reconnect_max_attempts, 10, 1, 1000,                                                       \
+        "Failed redials before giving up on a peer for reconnect_cooldown (seed §3).")             \
+    INT(strike_limit, 3, 1, 1000,                                                                  \
+        "Invalid messages from one IP after which its session is closed (seed §12: 3 strikes)."   \
+        " Bans are decided by the bans policy.")                                                   \
+    INT(missed_pongs_close, 3, 1, 1000,                                                            \
+        "Consecutive missed pongs that close a session (seed §22).")                               \
+    NUM(connection_timeout, 30, 0.01, 3600, "Dial timeout, TCP connect to handshake (seed §28).")  \
+    NUM(handshake_timeout, 10, 0.01, 3600,                                                         \
+        "Time an accepted connection has to complete its handshake.")                              \
+    NUM(reconnect_delay, 5, 0.01, 3600, "First redial delay after a loss (seed §3: 5 s).")         \
+    NLIST(reconnect_backoff, 32, "1 2 6 12 60",                                                    \
+          "Redial delays as multiples of reconnect_delay, one per consecutive failure, the last "  \
+          "repeating: 5-10-30-60-300 s (seed §3 Fast Reconnection).")                              \
+    NUM(reconnect_cooldown, 3600, 0.01, 604800,                                                    \
+        "Pause after reconnect_max_attempts failures before trying again (seed §3 says give up; " \
+        "a peer that comes back must be reachable again).")                                        \
+    NUM(sync_interval, 300, 0.05, 86400, "Height check interval (seed §6).")                       \
+    NUM(heartbeat_interval, 30, 0.05, 3600, "Ping interval (seed §22 Health Checks).")             \
+    NUM(pong_deadline, 5, 0.01, 3600,                                                              \
+        "A pong later than this is 'late' and lowers the score; it does not close (DESIGN.md).")   \
+    NUM(status_interval, 300, 0.05, 86400, "Status line interval (seed §15).")                     \
+    NUM(log_fold_window, 10, 0, 3600,                                                              \
+        "Identical log lines within this window fold into one line with a count (seed §16).")      \
+    NUM(store_flush_interval, 0.25, 0.001, 60,                                                     \
+        "Longest time a store write waits to be batched with others.")                             \
+    NUM(test_handshake_delay, 0, 0, 60,                                                            \
+        "Test only: outbound dials wait this long before their first flight, to force "            \
+        "simultaneous dials to overlap.")                                                          \
+    LIST(seeds, 256, "Addresses dialed at start-up (seed §8 Peer Discovery, method 1).")           \
+    LIST(persistent_peers, 1024,                                                                   \
+         "Addresses kept connected, redialed with backoff after a loss (seed §2, §3).")            \
+    LIST(whitelist, 1024, "IP addresses exempt from the one-connection-per-IP rule and bans.")     \
+    LIST(features, 64, "Feature flags switched on (seed §29), by name.")
+
+#endif

@@ -1,0 +1,263 @@
+/* Control socket verbs: the one table of commands the node answers. Each verb reads its
+ * arguments from the request object and fills the reply; errors are plain sentences. */
+#include "tn_ctl.h"
+#include "tn_log.h"
+#include "tn_metrics.h"
+#include "tn_node.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+#ifndef TN_VERSION
+#define TN_VERSION "0.1.0"
+#endif
+
+static const char *STATE_NAMES[] = {"connecting", "delayed", "flight", "auth", "open", "closing"};
+
+static const char *arg_str(const cJSON *req, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, name);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* "IP:port", "[IPv6]:port" or a bare IP (port 0 = any port). */
+static int arg_addr(const cJSON *req, cJSON *reply, const char *name, tn_addr_t *a, bool need_port)
+{
+    const char *s = arg_str(req, name);
+    if (!s) return tn_ctl_error(reply, "missing \"%s\"", name);
+    if (tn_addr_parse(s, a) == 0 && (a->port || !need_port)) return 0;
+    if (!need_port && tn_addr_parse_ip(s, a) == 0) return 0;
+    return tn_ctl_error(reply, "\"%s\" = \"%.80s\" is not %s", name, s,
+                        need_port ? "an address IP:port" : "an IP or IP:port");
+}
+
+static int v_status(tn_node_t *n, const cJSON *req, cJSON *r)
+{
+    (void)req;
+    int in = 0, out = 0;
+    for (tn_peer_t *p = n->peers; p; p = p->next)
+        if (p->session) p->session->outbound ? out++ : in++;
+    cJSON_AddStringToObject(r, "name", n->cfg->node_name);
+    cJSON_AddStringToObject(r, "network", n->cfg->network);
+    cJSON_AddStringToObject(r, "id", n->id_hex);
+    cJSON_AddStringToObject(r, "listen", n->listening ? n->cfg->listen : "");
+    cJSON_AddStringToObject(r, "data_dir", n->cfg->data_dir);
+    cJSON_AddStringToObject(r, "version", TN_VERSION);
+    cJSON_AddNumberToObject(r, "protocol", TN_PROTO_VERSION);
+    cJSON_AddNumberToObject(r, "pid", (double)getpid());
+    cJSON_AddNumberToObject(r, "height", (double)n->height);
+    cJSON_AddNumberToObject(r, "uptime_s", (double)(uv_now(n->loop) - n->started_ms) / 1000.0);
+    cJSON *p = cJSON_AddObjectToObject(r, "peers");
+    cJSON_AddNumberToObject(p, "connected", n->n_open);
+    cJSON_AddNumberToObject(p, "inbound", in);
+    cJSON_AddNumberToObject(p, "outbound", out);
+    cJSON_AddNumberToObject(p, "masternodes",
+                            tn_node_masternodes(n) - (n->cfg->masternode ? 1 : 0));
+    cJSON_AddNumberToObject(p, "pending_inbound", n->n_inbound_pending);
+    cJSON_AddNumberToObject(r, "sessions", n->n_sessions);
+    return 0;
+}
+
+static void session_row(tn_node_t *n, tn_session_t *s, cJSON *row)
+{
+    char a[TN_ADDR_STRLEN], sid[9], idhex[2 * TN_ID_LEN + 1];
+    tn_addr_fmt(&s->remote, a);
+    cJSON_AddStringToObject(row, "addr", a);
+    tn_addr_fmt(&s->local, a);
+    cJSON_AddStringToObject(row, "local", a);
+    cJSON_AddStringToObject(row, "dir", s->outbound ? "out" : "in");
+    cJSON_AddStringToObject(row, "state", STATE_NAMES[s->state]);
+    cJSON_AddNumberToObject(row, "session", (double)s->gen);
+    cJSON_AddBoolToObject(row, "active", s->peer != NULL);
+    if (s->state == TN_SS_OPEN) {
+        tn_hex(idhex, s->their_id, TN_ID_LEN);
+        cJSON_AddStringToObject(row, "id", idhex);
+        cJSON_AddStringToObject(row, "short_id", tn_node_short_id(s->their_id, sid));
+        cJSON_AddNumberToObject(row, "connected_s",
+                                (double)(uv_now(n->loop) - s->opened_ms) / 1000.0);
+    }
+    cJSON_AddBoolToObject(row, "hello", s->hello);
+    if (s->hello) {
+        cJSON_AddStringToObject(row, "name", s->their_name);
+        cJSON_AddBoolToObject(row, "masternode", (s->their_flags & TN_HELLO_F_MASTERNODE) != 0);
+        cJSON_AddNumberToObject(row, "height", (double)s->their_height);
+        cJSON_AddNumberToObject(row, "listen_port", s->their_port);
+    }
+    cJSON_AddNumberToObject(row, "rtt_ms", s->rtt_ms);
+    cJSON_AddNumberToObject(row, "pings", s->pings);
+    cJSON_AddNumberToObject(row, "pongs", s->pongs);
+    cJSON_AddNumberToObject(row, "late", s->late);
+    cJSON_AddNumberToObject(row, "missed", s->missed);
+    cJSON_AddNumberToObject(row, "bytes_in", (double)s->bytes_in);
+    cJSON_AddNumberToObject(row, "bytes_out", (double)s->bytes_out);
+    cJSON_AddNumberToObject(row, "msgs_in", (double)s->msgs_in);
+    cJSON_AddNumberToObject(row, "msgs_out", (double)s->msgs_out);
+    tn_peer_t *p = s->peer;
+    if (p) {
+        cJSON_AddNumberToObject(row, "disconnects", p->disconnects);
+        cJSON_AddNumberToObject(row, "sessions_total", p->sessions);
+    }
+}
+
+/* peers: active sessions; {"all": true} adds sessions still in their handshake. */
+static int v_peers(tn_node_t *n, const cJSON *req, cJSON *r)
+{
+    bool all = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "all"));
+    cJSON *rows = cJSON_AddArrayToObject(r, "peers");
+    for (tn_session_t *s = n->sessions; s; s = s->next) {
+        if (!all && !s->peer) continue;
+        cJSON *row = cJSON_CreateObject();
+        session_row(n, s, row);
+        cJSON_AddItemToArray(rows, row);
+    }
+    return 0;
+}
+
+static int v_connect(tn_node_t *n, const cJSON *req, cJSON *r)
+{
+    tn_addr_t a;
+    if (arg_addr(req, r, "addr", &a, true)) return -1;
+    int rc = tn_targets_dial(n, &a, false);
+    switch (rc) {
+    case TN_OK:
+        cJSON_AddStringToObject(r, "result", "dialing");
+        return 0;
+    case TN_EALREADY:
+        return tn_ctl_error(r, "already connected or dialing");
+    case TN_ESELF:
+        return tn_ctl_error(r, "address is this node");
+    case TN_ELIMIT:
+        return tn_ctl_error(r, "address is blocked");
+    default:
+        return tn_ctl_error(r, "dial failed: %s", tn_strerror(rc));
+    }
+}
+
+static int v_disconnect(tn_node_t *n, const cJSON *req, cJSON *r)
+{
+    const char *id = arg_str(req, "id");
+    uint8_t idb[TN_ID_LEN];
+    int count;
+    if (id) {
+        if (tn_unhex(idb, TN_ID_LEN, id) != 0) return tn_ctl_error(r, "\"id\" is not a node id");
+        count = tn_node_disconnect(n, NULL, idb, "disconnected by operator");
+    } else {
+        tn_addr_t a;
+        if (arg_addr(req, r, "addr", &a, false)) return -1;
+        count = tn_node_disconnect(n, &a, NULL, "disconnected by operator");
+    }
+    if (count == 0) return tn_ctl_error(r, "no such session");
+    cJSON_AddNumberToObject(r, "closed", count);
+    return 0;
+}
+
+static int v_block(tn_node_t *n, const cJSON *req, cJSON *r)
+{
+    tn_addr_t a;
+    if (arg_addr(req, r, "addr", &a, false)) return -1;
+    int rc = tn_node_block(n, &a);
+    if (rc == TN_ENOMEM) return tn_ctl_error(r, "block list is full (%d)", TN_BLOCKED_MAX);
+    cJSON_AddBoolToObject(r, "already", rc == TN_EALREADY);
+    return 0;
+}
+
+static int v_unblock(tn_node_t *n, const cJSON *req, cJSON *r)
+{
+    tn_addr_t a;
+    if (arg_addr(req, r, "addr", &a, false)) return -1;
+    if (tn_node_unblock(n, &a) != TN_OK) return tn_ctl_error(r, "address is not blocked");
+    return 0;
+}
+
+static int v_blocked(tn_node_t *n, const cJSON *req, cJSON *r)
+{
+    (void)req;
+    cJSON *list = cJSON_AddArrayToObject(r, "blocked");
+    for (int i = 0; i < n->n_blocked; i++) {
+        char ip[TN_ADDR_STRLEN];
+        tn_addr_fmt_ip(&n->blocked[i], ip);
+        cJSON_AddItemToArray(list, cJSON_CreateString(ip));
+    }
+    return 0;
+}
+
+static int v_strikes(tn_node_t *n, const cJSON *req, cJSON *r)
+{
+    (void)req;
+    cJSON *list = cJSON_AddArrayToObject(r, "strikes");
+    for (int i = 0; i < n->n_strikes; i++) {
+        cJSON *row = cJSON_CreateObject();
+        char ip[TN_ADDR_STRLEN];
+        tn_addr_fmt_ip(&n->strikes[i].ip, ip);
+        cJSON_AddStringToObject(row, "ip", ip);
+        for (int k = 0; k < TN_MIS__COUNT; k++)
+            cJSON_AddNumberToObject(row, tn_misbehavior_name((tn_misbehavior_t)k),
+                                    n->strikes[i].count[k]);
+        cJSON_AddItemToArray(list, row);
+    }
+    return 0;
+}
+
+static int v_metrics(tn_node_t *n, const cJSON *req, cJSON *r)
+{
+    (void)n;
+    (void)req;
+    cJSON *m = cJSON_AddObjectToObject(r, "metrics");
+    for (int i = 0; i < tn_metrics_count(); i++) {
+        const tn_metric_t *x = tn_metrics_at(i);
+        cJSON_AddNumberToObject(m, x->name,
+                                x->kind == TN_METRIC_HISTOGRAM ? (double)x->count : x->value);
+    }
+    return 0;
+}
+
+static int v_stop(tn_node_t *n, const cJSON *req, cJSON *r)
+{
+    (void)req;
+    (void)r;
+    tn_node_stop(n, "control socket");
+    return 0;
+}
+
+static int v_help(tn_node_t *n, const cJSON *req, cJSON *r);
+
+static const struct {
+    const char *name;
+    tn_ctl_verb_fn fn;
+    const char *help;
+} VERBS[] = {
+    {"help", v_help, "this list"},
+    {"status", v_status, "node name, network, id, height, peer counts, uptime"},
+    {"peers", v_peers, "one row per active session; {\"all\":true} adds handshakes"},
+    {"connect", v_connect, "{\"addr\":\"IP:port\"} dial once"},
+    {"disconnect", v_disconnect, "{\"addr\":\"IP[:port]\"} or {\"id\":\"hex\"} close sessions"},
+    {"block", v_block, "{\"addr\":\"IP\"} refuse and drop every connection with an IP"},
+    {"unblock", v_unblock, "{\"addr\":\"IP\"} lift a block"},
+    {"blocked", v_blocked, "blocked IPs"},
+    {"strikes", v_strikes, "misbehaviour counts per IP"},
+    {"metrics", v_metrics, "every metric by name"},
+    {"stop", v_stop, "graceful shutdown"},
+};
+
+static int v_help(tn_node_t *n, const cJSON *req, cJSON *r)
+{
+    (void)n;
+    (void)req;
+    cJSON *o = cJSON_AddObjectToObject(r, "verbs");
+    for (size_t i = 0; i < TN_ARRAY_LEN(VERBS); i++)
+        cJSON_AddStringToObject(o, VERBS[i].name, VERBS[i].help);
+    return 0;
+}
+
+tn_ctl_verb_fn tn_ctl_verb(const char *name)
+{
+    for (size_t i = 0; i < TN_ARRAY_LEN(VERBS); i++)
+        if (strcmp(VERBS[i].name, name) == 0) return VERBS[i].fn;
+    return NULL;
+}
+
+void tn_ctl_verbs_list(cJSON *array)
+{
+    for (size_t i = 0; i < TN_ARRAY_LEN(VERBS); i++)
+        cJSON_AddItemToArray(array, cJSON_CreateString(VERBS[i].name));
+}
