@@ -156,7 +156,12 @@ static void insn_hook(lua_State *L, lua_Debug *ar)
     (void)ar;
     load_ctx_t *ctx;
     lua_getallocf(L, (void **)&ctx);
-    if ((ctx->insns += 1000) > CONFIG_INSN_MAX) luaL_error(L, "config takes too long to evaluate");
+    if ((ctx->insns += 1000) > CONFIG_INSN_MAX) {
+        luaL_where(L, 0); /* in a hook, level 0 is the Lua code that was running */
+        lua_pushstring(L, "config takes too long to evaluate");
+        lua_concat(L, 2);
+        lua_error(L);
+    }
 }
 
 static int edit_distance(const char *a, const char *b)
@@ -260,8 +265,7 @@ static int set_numlist(lua_State *L, const cfg_key_t *k, tn_numlist_t *out)
         lua_pop(L, 1);
         if (!isnum || !(x >= 0 && x <= k->hi)) {
             free(v);
-            return luaL_error(L, "'%s' entry %d must be a number in [0, %g]", k->name, (int)i,
-                              k->hi);
+            return luaL_error(L, "'%s' entry %d must be a non-negative number", k->name, (int)i);
         }
         v[i - 1] = x;
     }
@@ -293,8 +297,11 @@ static int cfg_newindex(lua_State *L)
                 return luaL_error(L, "'%s' must be a whole number", name);
         }
         lua_Number v = lua_tonumber(L, 3);
-        if (!(v >= k->lo && v <= k->hi))
-            return luaL_error(L, "'%s' = %g is out of range [%g, %g]", name, v, k->lo, k->hi);
+        if (!(v >= k->lo && v <= k->hi)) {
+            char msg[160]; /* lua_pushfstring has no %g */
+            snprintf(msg, sizeof msg, "'%s' = %g is out of range [%g, %g]", name, v, k->lo, k->hi);
+            return luaL_error(L, "%s", msg);
+        }
         if (k->type == K_INT)
             *FIELD(c, k, int64_t) = (int64_t)v;
         else
