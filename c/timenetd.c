@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #ifndef TN_VERSION
 #define TN_VERSION "0.1.0"
@@ -65,6 +66,7 @@ int main(int argc, char **argv)
         return 0;
     }
 
+    umask(0077); /* key, store, socket: the operator's only */
     tn_log_level_t level = TN_LOG_INFO;
     tn_log_level_parse(cfg.log_level, &level);
     tn_log_init(cfg.node_name, level, cfg.log_fold_window, stderr);

@@ -115,4 +115,11 @@ features = { "latency_probe" }
         os.execute("rm -rf " .. dir)
         assert.are.equal(0, rc)
     end)
+
+    it("ships example configs that pass --check-config", function()
+        for _, f in ipairs({ "examples/testnet.conf", "examples/mainnet.conf" }) do
+            local out = H.sh(H.BIN .. " --check-config " .. f .. " 2>&1; echo rc=$?")
+            assert.is_truthy(out:find("rc=0", 1, true), out)
+        end
+    end)
 end)
