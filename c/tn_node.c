@@ -202,10 +202,16 @@ int tn_node_masternodes(const tn_node_t *n)
 
 /* ---- accept ---- */
 
+/* Seed §13: one inbound connection per IP. A session from that IP that has been silent for
+ * a heartbeat interval does not count: it may be the stale half of a connection the peer
+ * already lost, and the identity rule in on_open settles which one stays. */
 static bool inbound_from_ip(tn_node_t *n, const tn_addr_t *a)
 {
+    uint64_t now = uv_now(n->loop), hb = tn_config_ms(n->cfg->heartbeat_interval);
     for (tn_session_t *s = n->sessions; s; s = s->next)
-        if (!s->outbound && tn_addr_same_ip(&s->remote, a)) return true;
+        if (!s->outbound && tn_addr_same_ip(&s->remote, a) &&
+            (s->state != TN_SS_OPEN || now - s->last_rx_ms < hb))
+            return true;
     return false;
 }
 
@@ -222,7 +228,7 @@ static void on_connection(uv_stream_t *server, int status)
     else if (n->n_inbound_pending >= n->cfg->max_inbound_pending)
         refused = M.refused_pending;
     else if (!tn_node_whitelisted(n, &s->remote) && inbound_from_ip(n, &s->remote))
-        refused = M.refused_ip; /* seed §13: 1 connection per IP */
+        refused = M.refused_ip;
     else if (n->n_open + n->n_inbound_pending >= n->cfg->max_peers)
         refused = M.refused_slots;
     if (refused) {
