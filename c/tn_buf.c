@@ -18,10 +18,10 @@ void tn_buf_free(tn_buf_t *b)
 
 int tn_buf_reserve(tn_buf_t *b, size_t n)
 {
-    if (b->len + n <= b->cap) return TN_OK;
+    if (n <= b->cap - b->len) return TN_OK; /* not len + n: that can wrap */
     if (b->off > 0) {
         tn_buf_compact(b);
-        if (b->len + n <= b->cap) return TN_OK;
+        if (n <= b->cap - b->len) return TN_OK;
     }
     size_t need = b->len + n;
     if (need > b->max || need < n) return TN_ENOMEM;

@@ -291,17 +291,15 @@ static int cfg_newindex(lua_State *L)
     case K_NUM: {
         if (lua_type(L, 3) != LUA_TNUMBER)
             return luaL_error(L, "'%s' must be a number, got %s", name, luaL_typename(L, 3));
-        if (k->type == K_INT && !lua_isinteger(L, 3)) {
-            lua_Number v = lua_tonumber(L, 3);
-            if (v != (lua_Number)(lua_Integer)v)
-                return luaL_error(L, "'%s' must be a whole number", name);
-        }
         lua_Number v = lua_tonumber(L, 3);
         if (!(v >= k->lo && v <= k->hi)) {
             char msg[160]; /* lua_pushfstring has no %g */
             snprintf(msg, sizeof msg, "'%s' = %g is out of range [%g, %g]", name, v, k->lo, k->hi);
             return luaL_error(L, "%s", msg);
         }
+        /* After the range check: casting NaN or a float beyond int64 is undefined. */
+        if (k->type == K_INT && !lua_isinteger(L, 3) && v != (lua_Number)(lua_Integer)v)
+            return luaL_error(L, "'%s' must be a whole number", name);
         if (k->type == K_INT)
             *FIELD(c, k, int64_t) = (int64_t)v;
         else
@@ -335,7 +333,8 @@ static int cfg_newindex(lua_State *L)
         set_numlist(L, k, FIELD(c, k, tn_numlist_t));
         break;
     }
-    lua_rawset(L, 1);
+    /* Not stored in the environment: a second assignment of the key must come through
+     * here again to be checked and applied; reads come from cfg_index. */
     return 0;
 }
 

@@ -112,7 +112,24 @@ int tn_metrics_prometheus(tn_buf_t *out)
 {
     static const char *types[] = {"counter", "gauge", "histogram"};
     int rc = 0;
-    for (int i = 0; i < g_n && rc == 0; i++) {
+    /* All series of a family must form one group, also when a label value was registered
+     * after other metrics (tn_strikes_total{kind=...}): emit in family order. */
+    static int order[TN_METRICS_MAX];
+    static bool placed[TN_METRICS_MAX];
+    int no = 0;
+    memset(placed, 0, sizeof placed);
+    for (int i = 0; i < g_n; i++) {
+        char fam[TN_METRIC_NAME_MAX], lab[TN_METRIC_NAME_MAX];
+        if (placed[i]) continue;
+        split(g_metrics[i].name, fam, lab);
+        for (int j = i; j < g_n; j++) {
+            char f2[TN_METRIC_NAME_MAX], l2[TN_METRIC_NAME_MAX];
+            split(g_metrics[j].name, f2, l2);
+            if (!placed[j] && strcmp(f2, fam) == 0) placed[j] = true, order[no++] = j;
+        }
+    }
+    for (int k = 0; k < no && rc == 0; k++) {
+        int i = order[k];
         const tn_metric_t *m = &g_metrics[i];
         char fam[TN_METRIC_NAME_MAX], lab[TN_METRIC_NAME_MAX];
         split(m->name, fam, lab);
