@@ -469,7 +469,9 @@ static bool strike_for_close(tn_node_t *n, tn_session_t *s, tn_close_reason_t r,
         kind = was_open ? TN_MIS_FRAME : TN_MIS_HANDSHAKE;
         break;
     case TN_CLOSE_TIMEOUT:
-        if (s->outbound) return false;
+        /* Only an inbound handshake that never completed; missed pongs on an open session
+         * are a health verdict, logged as a loss like on outbound sessions. */
+        if (s->outbound || was_open) return false;
         kind = TN_MIS_HANDSHAKE;
         break;
     default:
