@@ -4,6 +4,7 @@
 #include "tn_crypto.h"
 #include "tn_log.h"
 #include "tn_node.h"
+#include "tn_policy.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -21,18 +22,22 @@ static void usage(FILE *out)
             "usage: timenetd [--config FILE]        run a node (built-in defaults without FILE)\n"
             "       timenetd --check-config FILE    validate a config file and exit\n"
             "       timenetd --print-config [FILE]  print the effective config with docs\n"
+            "       timenetd --check-policy DIR [--config FILE]\n"
+            "                                       load and self-test a policy directory\n"
             "       timenetd --version | --help\n");
 }
 
 int main(int argc, char **argv)
 {
-    const char *config = NULL;
+    const char *config = NULL, *policy_dir = NULL;
     int check = 0, print = 0;
     for (int i = 1; i < argc; i++) {
         if ((!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c")) && i + 1 < argc)
             config = argv[++i];
         else if (!strcmp(argv[i], "--check-config") && i + 1 < argc)
             check = 1, config = argv[++i];
+        else if (!strcmp(argv[i], "--check-policy") && i + 1 < argc)
+            policy_dir = argv[++i];
         else if (!strcmp(argv[i], "--print-config"))
             print = 1, config = i + 1 < argc ? argv[++i] : NULL;
         else if (!strcmp(argv[i], "--version")) {
@@ -58,6 +63,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "timenetd: config error: %s\n", err);
         tn_config_free(&cfg);
         return 1;
+    }
+    if (policy_dir) {
+        if (tn_crypto_init() != TN_OK) return 1;
+        int rc = tn_policy_check(policy_dir, &cfg, err, sizeof err);
+        fprintf(rc == TN_OK ? stdout : stderr, "%s%s\n",
+                rc == TN_OK ? "" : "timenetd: policy error: ", err);
+        tn_config_free(&cfg);
+        return rc == TN_OK ? 0 : 1;
     }
     if (check || print) {
         if (print) tn_config_print(&cfg, stdout);

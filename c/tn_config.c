@@ -338,15 +338,8 @@ static int cfg_newindex(lua_State *L)
     return 0;
 }
 
-/* __index(env, key): reading a key not yet assigned gives its default; other names are
- * typos, which silently yielding nil would hide. */
-static int cfg_index(lua_State *L)
+static void push_value(lua_State *L, const tn_config_t *c, const cfg_key_t *k)
 {
-    load_ctx_t *ctx = lua_touserdata(L, lua_upvalueindex(1));
-    const char *name = lua_tostring(L, 2);
-    const cfg_key_t *k = name ? find_key(name) : NULL;
-    if (!k) return unknown_key(L, name ? name : "?", "name");
-    tn_config_t *c = ctx->c;
     switch (k->type) {
     case K_INT:
         lua_pushinteger(L, *FIELD(c, k, int64_t));
@@ -379,7 +372,47 @@ static int cfg_index(lua_State *L)
         break;
     }
     }
+}
+
+/* __index(env, key): reading a key not yet assigned gives its default; other names are
+ * typos, which silently yielding nil would hide. */
+static int cfg_index(lua_State *L)
+{
+    load_ctx_t *ctx = lua_touserdata(L, lua_upvalueindex(1));
+    const char *name = lua_tostring(L, 2);
+    const cfg_key_t *k = name ? find_key(name) : NULL;
+    if (!k) return unknown_key(L, name ? name : "?", "name");
+    push_value(L, ctx->c, k);
     return 1;
+}
+
+static int ro_index(lua_State *L)
+{
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+    const char *name = lua_tostring(L, 2);
+    return unknown_key(L, name ? name : "?", "config key");
+}
+
+static int ro_newindex(lua_State *L)
+{
+    return luaL_error(L, "tn.config is read-only");
+}
+
+void tn_config_push(lua_State *L, const tn_config_t *c)
+{
+    lua_newtable(L); /* the proxy policies see: all reads go through __index */
+    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, (int)NKEYS);
+    for (size_t i = 0; i < NKEYS; i++) {
+        push_value(L, c, &KEYS[i]);
+        lua_setfield(L, -2, KEYS[i].name);
+    }
+    lua_pushcclosure(L, ro_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, ro_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_setmetatable(L, -2);
 }
 
 static int key_line(const load_ctx_t *ctx, const char *name)

@@ -45,6 +45,10 @@ void tn_config_free(tn_config_t *c);
 /* Writes every key with its current value and documentation, as a loadable config file. */
 void tn_config_print(const tn_config_t *c, FILE *out);
 bool tn_config_has(const tn_strlist_t *l, const char *s);
+/* Pushes a read-only Lua table of every key's value (the policy API's tn.config); reading
+ * a key that does not exist is an error, not nil. */
+struct lua_State;
+void tn_config_push(struct lua_State *L, const tn_config_t *c);
 /* Milliseconds of a duration key, at least 1. */
 static inline uint64_t tn_config_ms(double seconds)
 {

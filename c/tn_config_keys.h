@@ -62,6 +62,28 @@
     NUM(test_handshake_delay, 0, 0, 60,                                                            \
         "Test only: outbound dials wait this long before their first flight, to force "            \
         "simultaneous dials to overlap.")                                                          \
+    STR(policy_dir, "policies", NULL,                                                           \
+        "Directory of the Lua policy files; watched and hot-reloaded on change.")             \
+    NUM(policy_budget, 0.01, 0.0001, 10, "CPU time one policy hook call may take.")            \
+    NUM(policy_load_budget, 1, 0.001, 60,                                                       \
+        "CPU time for loading one policy file or running one self-test.")                     \
+    INT(policy_memory_max, 33554432, 1048576, 1073741824,                                       \
+        "Lua memory of one policy generation, in bytes.")                                     \
+    INT(policy_state_max, 1048576, 1024, 268435456,                                             \
+        "Bytes of one persisted policy state (tn.persist) after serialisation.")              \
+    INT(policy_breaker_errors, 10, 1, 1000000,                                                  \
+        "Consecutive failed hook calls that open the circuit breaker (C defaults until a "     \
+        "successful reload).")                                                                 \
+    NUM(policy_tick_interval, 10, 0.05, 3600,                                                   \
+        "Interval of the on_tick hook, peer scoring and saving policy state.")                \
+    NUM(policy_reload_debounce, 0.2, 0, 60,                                                     \
+        "Quiet time after a change in policy_dir before reloading (editors save in bursts).") \
+    STR(policy_record, "", NULL,                                                                \
+        "File to append one JSON line per hook decision (for the replay kit); empty = off.")  \
+    NUM(ban_temporary, 300, 1, 31536000,                                                        \
+        "Temporary ban (seed §12: 5 minutes); the C default verdict when strikes reach the "   \
+        "limit.")                                                                              \
+    NUM(ban_long, 86400, 1, 315360000, "Long ban (seed §12: 24 hours), for the bans policy.")  \
     LIST(seeds, 256, "Addresses dialed at start-up (seed §8 Peer Discovery, method 1).")           \
     LIST(persistent_peers, 1024,                                                                   \
          "Addresses kept connected, redialed with backoff after a loss (seed §2, §3).")            \

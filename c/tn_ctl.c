@@ -16,6 +16,7 @@
 typedef struct client {
     uv_pipe_t pipe;
     struct client *next;
+    uint64_t id;
     tn_ctl_t *ctl;
     tn_buf_t in;
     int closing;
@@ -26,6 +27,8 @@ struct tn_ctl {
     tn_node_t *node;
     client_t *clients;
     int n_clients;
+    uint64_t next_id;
+    client_t *current; /* the client whose request is being handled */
     char path[4200];
 };
 
@@ -114,14 +117,39 @@ static void handle_line(client_t *c, const char *line, size_t len)
         tn_ctl_verb_fn fn = tn_ctl_verb(cmd->valuestring);
         if (!fn)
             tn_ctl_error(reply, "unknown command '%.64s' (try \"help\")", cmd->valuestring);
-        else
+        else {
+            c->ctl->current = c;
             rc = fn(c->ctl->node, req, reply);
+            c->ctl->current = NULL;
+        }
+    }
+    if (rc == TN_CTL_LATER) {
+        cJSON_Delete(reply);
+        cJSON_Delete(req);
+        return;
     }
     cJSON_AddBoolToObject(reply, "ok", rc == 0);
     tn_metric_inc(tn_metric_counter("tn_ctl_requests_total", "Control socket requests"));
     reply_send(c, reply);
     cJSON_Delete(reply);
     cJSON_Delete(req);
+}
+
+tn_ctl_hold_t tn_ctl_hold(tn_node_t *n)
+{
+    tn_ctl_hold_t h = {n->ctl, n->ctl && n->ctl->current ? n->ctl->current->id : 0};
+    return h;
+}
+
+void tn_ctl_answer(tn_ctl_hold_t h, cJSON *reply, bool ok)
+{
+    if (!h.ctl || !h.client) return;
+    for (client_t *c = h.ctl->clients; c; c = c->next)
+        if (c->id == h.client && !c->closing) {
+            cJSON_AddBoolToObject(reply, "ok", ok);
+            reply_send(c, reply);
+            return;
+        }
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -165,6 +193,7 @@ static void on_connection(uv_stream_t *server, int status)
     uv_pipe_init(server->loop, &c->pipe, 0);
     c->pipe.data = c;
     c->ctl = ctl;
+    c->id = ++ctl->next_id;
     tn_buf_init(&c->in, TN_CTL_LINE_MAX);
     if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 || ctl->n_clients >= TN_CTL_CLIENTS_MAX) {
         uv_close((uv_handle_t *)&c->pipe, on_client_closed);

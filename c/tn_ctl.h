@@ -7,6 +7,7 @@
 #include "tn_common.h"
 
 #include <cJSON.h>
+#include <stdbool.h>
 
 #define TN_CTL_LINE_MAX (1u << 20) /* longest request line */
 #define TN_CTL_CLIENTS_MAX 64      /* concurrent control clients */
@@ -24,6 +25,15 @@ typedef int (*tn_ctl_verb_fn)(tn_node_t *n, const cJSON *req, cJSON *reply);
 tn_ctl_verb_fn tn_ctl_verb(const char *name);
 /* Names of all verbs, for "help". */
 void tn_ctl_verbs_list(cJSON *array);
+/* A verb that answers later (e.g. after a policy reload) takes a hold on the request and
+ * returns TN_CTL_LATER; tn_ctl_answer sends the reply then (dropped if the client left). */
+#define TN_CTL_LATER 1
+typedef struct {
+    tn_ctl_t *ctl;
+    uint64_t client;
+} tn_ctl_hold_t;
+tn_ctl_hold_t tn_ctl_hold(tn_node_t *n);
+void tn_ctl_answer(tn_ctl_hold_t h, cJSON *reply, bool ok);
 /* Sets reply.error = msg and returns -1. */
 int tn_ctl_error(cJSON *reply, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

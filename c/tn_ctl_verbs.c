@@ -6,6 +6,7 @@
 #include "tn_node.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #ifndef TN_VERSION
@@ -55,6 +56,8 @@ static int v_status(tn_node_t *n, const cJSON *req, cJSON *r)
                             tn_node_masternodes(n) - (n->cfg->masternode ? 1 : 0));
     cJSON_AddNumberToObject(p, "pending_inbound", n->n_inbound_pending);
     cJSON_AddNumberToObject(r, "sessions", n->n_sessions);
+    cJSON *pol = cJSON_AddObjectToObject(r, "policy");
+    tn_policy_status(n->policy, pol);
     return 0;
 }
 
@@ -92,8 +95,10 @@ static void session_row(tn_node_t *n, tn_session_t *s, cJSON *row)
     cJSON_AddNumberToObject(row, "bytes_out", (double)s->bytes_out);
     cJSON_AddNumberToObject(row, "msgs_in", (double)s->msgs_in);
     cJSON_AddNumberToObject(row, "msgs_out", (double)s->msgs_out);
+    cJSON_AddNumberToObject(row, "score", s->score);
     tn_peer_t *p = s->peer;
     if (p) {
+        if (p->tag[0]) cJSON_AddStringToObject(row, "tag", p->tag);
         cJSON_AddNumberToObject(row, "disconnects", p->disconnects);
         cJSON_AddNumberToObject(row, "sessions_total", p->sessions);
     }
@@ -211,6 +216,55 @@ static int v_metrics(tn_node_t *n, const cJSON *req, cJSON *r)
     return 0;
 }
 
+static int v_policy_status(tn_node_t *n, const cJSON *req, cJSON *r)
+{
+    (void)req;
+    tn_policy_status(n->policy, cJSON_AddObjectToObject(r, "policy"));
+    return 0;
+}
+
+static void reload_done(void *ud, bool ok, const char *msg)
+{
+    tn_ctl_hold_t *h = ud;
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, ok ? "result" : "error", msg);
+    tn_ctl_answer(*h, r, ok);
+    cJSON_Delete(r);
+    free(h);
+}
+
+/* Synchronous for the caller: the reply comes when the new generation is in force or was
+ * rejected (with file:line, and the generation still active). */
+static int v_policy_reload(tn_node_t *n, const cJSON *req, cJSON *r)
+{
+    (void)req;
+    tn_ctl_hold_t *h = malloc(sizeof(*h));
+    if (!h) return tn_ctl_error(r, "out of memory");
+    *h = tn_ctl_hold(n);
+    tn_policy_reload(n->policy, "control socket", reload_done, h);
+    return TN_CTL_LATER;
+}
+
+static int v_bans(tn_node_t *n, const cJSON *req, cJSON *r)
+{
+    (void)req;
+    cJSON *list = cJSON_AddArrayToObject(r, "bans");
+    uint64_t now = tn_wall_ms();
+    for (int i = 0; i < n->n_bans; i++) {
+        const tn_ban_t *b = &n->bans[i];
+        if (b->until_ms <= now) continue;
+        char ip[TN_ADDR_STRLEN];
+        tn_addr_fmt_ip(&b->ip, ip);
+        cJSON *row = cJSON_CreateObject();
+        cJSON_AddStringToObject(row, "ip", ip);
+        cJSON_AddNumberToObject(row, "remaining_s", (double)(b->until_ms - now) / 1000.0);
+        cJSON_AddStringToObject(row, "reason", b->reason);
+        cJSON_AddNumberToObject(row, "count", b->count);
+        cJSON_AddItemToArray(list, row);
+    }
+    return 0;
+}
+
 static int v_stop(tn_node_t *n, const cJSON *req, cJSON *r)
 {
     (void)req;
@@ -236,6 +290,9 @@ static const struct {
     {"blocked", v_blocked, "blocked IPs"},
     {"strikes", v_strikes, "misbehaviour counts per IP"},
     {"metrics", v_metrics, "every metric by name"},
+    {"policy_status", v_policy_status, "policy generation, per-hook calls/errors, breaker"},
+    {"policy_reload", v_policy_reload, "reload the policy now; answers when done or rejected"},
+    {"bans", v_bans, "active bans"},
     {"stop", v_stop, "graceful shutdown"},
 };
 

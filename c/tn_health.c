@@ -28,7 +28,8 @@ static void on_beat(uv_timer_t *t)
         s->missed_run++;
         tn_metric_inc(
             tn_metric_counter("tn_pongs_missed_total", "Pings unanswered when the next was due"));
-        if (s->missed_run >= (uint32_t)n->cfg->missed_pongs_close) {
+        tn_peer_view_t v = tn_node_view(n, s, NULL);
+        if (tn_policy_health_close(n->policy, &v, "missed")) {
             char d[64];
             snprintf(d, sizeof d, "no pong to %u pings in a row", s->missed_run);
             tn_session_close(s, TN_CLOSE_TIMEOUT, d);
@@ -59,6 +60,9 @@ void tn_health_on_pong(tn_node_t *n, tn_session_t *s, uint64_t nonce)
     if (rtt > n->cfg->pong_deadline * 1000.0) {
         s->late++;
         tn_metric_inc(tn_metric_counter("tn_pongs_late_total", "Pongs later than pong_deadline"));
+        tn_peer_view_t v = tn_node_view(n, s, NULL);
+        if (tn_policy_health_close(n->policy, &v, "late"))
+            tn_session_close(s, TN_CLOSE_TIMEOUT, "pong too late (health policy)");
     }
 }
 

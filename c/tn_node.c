@@ -18,7 +18,7 @@ static const uint8_t MAGIC_TESTNET[4] = {84, 73, 77, 69}; /* "TIME", seed §11 *
 static const uint8_t MAGIC_MAINNET[4] = {0xC0, 0x1D, 0x7E, 0x4D};
 
 static struct {
-    tn_metric_t *accepted, *refused_blocked, *refused_pending, *refused_ip, *refused_slots;
+    tn_metric_t *accepted, *refused_blocked, *refused_banned, *refused_pending, *refused_ip, *refused_slots;
     tn_metric_t *opened, *closed, *dup_refused, *replaced, *self, *experiment_ignored;
     tn_metric_t *sessions, *peers_open, *pending;
 } M;
@@ -28,6 +28,7 @@ static void metrics_init(void)
     M.accepted = tn_metric_counter("tn_inbound_accepted_total", "Inbound connections accepted");
     M.refused_blocked = tn_metric_counter("tn_inbound_refused_total{reason=\"blocked\"}",
                                           "Inbound connections closed at accept");
+    M.refused_banned = tn_metric_counter("tn_inbound_refused_total{reason=\"banned\"}", NULL);
     M.refused_pending = tn_metric_counter("tn_inbound_refused_total{reason=\"pending\"}", NULL);
     M.refused_ip = tn_metric_counter("tn_inbound_refused_total{reason=\"per_ip\"}", NULL);
     M.refused_slots = tn_metric_counter("tn_inbound_refused_total{reason=\"slots\"}", NULL);
@@ -225,6 +226,8 @@ static void on_connection(uv_stream_t *server, int status)
         refused = M.refused_slots;
     else if (tn_node_is_blocked(n, &s->remote))
         refused = M.refused_blocked;
+    else if (tn_bans_active(n, &s->remote))
+        refused = M.refused_banned;
     else if (n->n_inbound_pending >= n->cfg->max_inbound_pending)
         refused = M.refused_pending;
     else if (!tn_node_whitelisted(n, &s->remote) && inbound_from_ip(n, &s->remote))
@@ -349,19 +352,24 @@ static void on_open(tn_session_t *s)
     tn_health_start(n, s);
 }
 
+/* A message that breaks the protocol but not the session: the verdict decides. */
 static void invalid_message(tn_node_t *n, tn_session_t *s, const char *detail)
 {
-    uint32_t c = tn_strike(n, &s->remote, TN_MIS_MESSAGE, detail);
-    if (c >= (uint32_t)n->cfg->strike_limit)
-        tn_session_close(s, TN_CLOSE_PROTOCOL, "too many invalid messages");
+    tn_misbehaved(n, s, &s->remote, TN_MIS_MESSAGE, detail);
+}
+
+/* A message after which the session cannot go on: judged, then closed whatever the verdict. */
+static void fatal_message(tn_node_t *n, tn_session_t *s, const char *detail)
+{
+    tn_misbehaved(n, s, &s->remote, TN_MIS_MESSAGE, detail);
+    tn_session_close(s, TN_CLOSE_LOCAL, detail);
 }
 
 static void on_hello(tn_node_t *n, tn_session_t *s, const uint8_t *p, uint32_t len)
 {
     tn_hello_t h;
     if (tn_hello_decode(p, len, &h) != TN_OK) {
-        tn_strike(n, &s->remote, TN_MIS_MESSAGE, "malformed hello");
-        tn_session_close(s, TN_CLOSE_PROTOCOL, "malformed hello");
+        fatal_message(n, s, "malformed hello");
         return;
     }
     s->hello = true;
@@ -409,8 +417,7 @@ static void on_message(tn_session_t *s, uint16_t type, const uint8_t *p, uint32_
             on_hello(n, s, p, len);
             return;
         }
-        tn_strike(n, &s->remote, TN_MIS_MESSAGE, "message before hello");
-        tn_session_close(s, TN_CLOSE_PROTOCOL, "message before hello");
+        fatal_message(n, s, "message before hello");
         return;
     }
     uint64_t v;
@@ -449,7 +456,8 @@ static void on_message(tn_session_t *s, uint16_t type, const uint8_t *p, uint32_
     }
 }
 
-/* Maps a close that the peer caused to its misbehaviour kind (one log line, in tn_strike). */
+/* Maps a close the peer caused at the session layer to its misbehaviour kind (one log line,
+ * in tn_misbehaved). Closes the node decided (TN_CLOSE_LOCAL) were judged already. */
 static bool strike_for_close(tn_node_t *n, tn_session_t *s, tn_close_reason_t r, const char *d,
                              bool was_open)
 {
@@ -465,7 +473,6 @@ static bool strike_for_close(tn_node_t *n, tn_session_t *s, tn_close_reason_t r,
         kind = was_open ? TN_MIS_FRAME : TN_MIS_HANDSHAKE;
         break;
     case TN_CLOSE_PROTOCOL:
-        if (strcmp(d, "too many invalid messages") == 0 || strstr(d, "hello")) return false;
         kind = was_open ? TN_MIS_FRAME : TN_MIS_HANDSHAKE;
         break;
     case TN_CLOSE_TIMEOUT:
@@ -477,7 +484,7 @@ static bool strike_for_close(tn_node_t *n, tn_session_t *s, tn_close_reason_t r,
     default:
         return false;
     }
-    tn_strike(n, &s->remote, kind, d);
+    tn_misbehaved(n, s, &s->remote, kind, d);
     return true;
 }
 
@@ -518,6 +525,27 @@ static void on_close(tn_session_t *s, tn_close_reason_t reason, const char *deta
     s->peer = NULL;
     tn_targets_on_close(n, s, was_open, detail);
     update_gauges(n);
+}
+
+/* ---- policy ---- */
+
+tn_peer_view_t tn_node_view(tn_node_t *n, tn_session_t *s, const tn_addr_t *addr)
+{
+    tn_peer_view_t v = {s, NULL, addr};
+    if (s && s->peer)
+        v.p = s->peer;
+    else if (s && s->state == TN_SS_OPEN)
+        v.p = tn_node_peer_find(n, s->their_id);
+    return v;
+}
+
+void tn_node_policy_tick(tn_node_t *n)
+{
+    for (tn_session_t *s = n->sessions; s; s = s->next) {
+        if (!s->peer) continue;
+        tn_peer_view_t v = tn_node_view(n, s, NULL);
+        s->score = tn_policy_score(n->policy, &v);
+    }
 }
 
 /* ---- timers and signals ---- */
@@ -598,11 +626,17 @@ int tn_node_start(tn_node_t *n, uv_loop_t *loop, tn_config_t *cfg, char *err, si
     n->net.handshake_timeout_ms = tn_config_ms(cfg->handshake_timeout);
     n->net.test_delay_ms =
         cfg->test_handshake_delay > 0 ? tn_config_ms(cfg->test_handshake_delay) : 0;
+    tn_bans_load(n);
     tn_datadir_path(&n->dir, "control.sock", path, sizeof path);
+    /* The policy host comes before any peer so its hooks decide from the first event; a
+     * broken policy does not stop the node (C defaults apply), a bad policy_record does. */
     if ((rc = start_listener(n, err, errlen)) ||
-        (rc = tn_ctl_start(&n->ctl, n, path, err, errlen))) {
+        (rc = tn_ctl_start(&n->ctl, n, path, err, errlen)) ||
+        (rc = tn_policy_start(&n->policy, n, err, errlen))) {
         if (n->listening) uv_close((uv_handle_t *)&n->listener, NULL);
         n->listening = false;
+        tn_ctl_stop(n->ctl);
+        n->ctl = NULL;
         tn_net_close(&n->net);
         return rc;
     }
@@ -635,6 +669,8 @@ void tn_node_stop(tn_node_t *n, const char *why)
     if (n->listening) uv_close((uv_handle_t *)&n->listener, NULL);
     n->listening = false;
     tn_targets_free(n);
+    tn_policy_save_state(n->policy);
+    tn_policy_stop(n->policy); /* hooks answer with C defaults from here on */
     uv_close((uv_handle_t *)&n->status_timer, NULL);
     uv_close((uv_handle_t *)&n->tick_timer, NULL);
     uv_close((uv_handle_t *)&n->sig_term, NULL);
@@ -654,6 +690,9 @@ void tn_node_free(tn_node_t *n)
         free(p);
     }
     tn_strikes_free(n);
+    tn_bans_free(n);
+    tn_policy_free(n->policy);
+    n->policy = NULL;
     tn_datadir_close(&n->dir);
     tn_log_flush(1);
 }

@@ -7,6 +7,7 @@
 
 #include "tn_config.h"
 #include "tn_datadir.h"
+#include "tn_policy.h"
 #include "tn_session.h"
 #include "tn_store.h"
 
@@ -29,6 +30,7 @@ typedef struct tn_peer {
     bool ever_established; /* decides "✓ Connected" versus "Reconnected" */
     uint32_t sessions, disconnects;
     uint64_t first_seen_ms, last_seen_ms;
+    char tag[33]; /* set by policies with tn.tag() */
 } tn_peer_t;
 
 /* An address we want a session with: persistent peers, seeds, operator `connect`. */
@@ -65,6 +67,14 @@ typedef struct {
 } tn_strike_t;
 
 #define TN_BLOCKED_MAX 1024
+#define TN_BANS_MAX 65536 /* banned IPs held; beyond it the ban closest to expiry is dropped */
+
+typedef struct {
+    tn_addr_t ip;
+    uint64_t until_ms; /* wall clock */
+    uint32_t count;    /* bans of this IP so far */
+    char reason[96];
+} tn_ban_t;
 
 struct tn_node {
     uv_loop_t *loop;
@@ -95,6 +105,9 @@ struct tn_node {
     int n_strikes;
     tn_addr_t blocked[TN_BLOCKED_MAX];
     int n_blocked;
+    tn_ban_t *bans;
+    int n_bans;
+    tn_policy_t *policy;
     uint64_t height; /* chain height (0 until the chain module lands) */
 };
 
@@ -140,10 +153,26 @@ void tn_health_on_pong(tn_node_t *n, tn_session_t *s, uint64_t nonce);
 /* Sends a ping now (probe a session suspected stale). */
 void tn_health_probe(tn_node_t *n, tn_session_t *s);
 
-/* tn_strikes.c: counts one misbehaviour by the address's IP; returns the IP's strikes of
- * that kind so far. Logs one line per event (folded when repeated). */
-uint32_t tn_strike(tn_node_t *n, const tn_addr_t *a, tn_misbehavior_t kind, const char *detail);
+/* tn_strikes.c: one misbehaviour by the address's IP (and session s, if any and still
+ * open): counted, logged in one line, and judged by the on_misbehavior hook, whose verdict
+ * (ignore, disconnect, ban) is applied here. */
+void tn_misbehaved(tn_node_t *n, tn_session_t *s, const tn_addr_t *a, tn_misbehavior_t kind,
+                   const char *detail);
+uint32_t tn_strikes_total(tn_node_t *n, const tn_addr_t *a);
 const char *tn_misbehavior_name(tn_misbehavior_t kind);
 void tn_strikes_free(tn_node_t *n);
+
+/* tn_bans.c: bans by IP, persisted in the store, expiring on the wall clock. */
+int tn_bans_load(tn_node_t *n);
+bool tn_bans_active(tn_node_t *n, const tn_addr_t *a);
+/* Bans the IP (never a whitelisted one) and closes its sessions; logs once per ban. */
+void tn_bans_add(tn_node_t *n, const tn_addr_t *a, double seconds, const char *reason);
+int tn_bans_remove(tn_node_t *n, const tn_addr_t *a);
+void tn_bans_free(tn_node_t *n);
+
+/* Called every policy_tick_interval: refreshes every session's score. */
+void tn_node_policy_tick(tn_node_t *n);
+/* The policy's view of a session (s may be NULL: then addr and the peer record). */
+tn_peer_view_t tn_node_view(tn_node_t *n, tn_session_t *s, const tn_addr_t *addr);
 
 #endif

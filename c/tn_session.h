@@ -116,6 +116,7 @@ struct tn_session {
     uint64_t ping_nonce, ping_sent_ms; /* sent time in microseconds (uv_hrtime) */
     double rtt_ms;
     uint32_t pings, pongs, late, missed, missed_run;
+    double score; /* from the score hook, refreshed every policy tick */
 };
 
 int tn_net_init(tn_net_t *net, uv_loop_t *loop, const tn_session_cbs_t *cbs, void *owner);

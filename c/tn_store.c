@@ -22,13 +22,26 @@ static const char *MIGRATIONS[] = {
     "  last_success INTEGER NOT NULL DEFAULT 0,"
     "  successes INTEGER NOT NULL DEFAULT 0,"
     "  failures INTEGER NOT NULL DEFAULT 0);",
+    /* 2: bans and persistent policy state */
+    "CREATE TABLE bans ("
+    "  ip TEXT PRIMARY KEY,"
+    "  until_ms INTEGER NOT NULL," /* unix ms */
+    "  reason TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  count INTEGER NOT NULL DEFAULT 1);" /* bans of this IP so far (escalation) */
+    "CREATE TABLE policy_state ("
+    "  key TEXT PRIMARY KEY," /* tn.persist key */
+    "  version INTEGER NOT NULL,"
+    "  data BLOB NOT NULL," /* tn_policy_state.c encoding */
+    "  saved_at INTEGER NOT NULL);",
 };
 
 typedef struct {
     char type;
     int64_t i;
     double d;
-    char *t;
+    char *t; /* text or blob bytes */
+    size_t n;
 } val_t;
 
 typedef struct op {
@@ -103,6 +116,8 @@ static int run_batch(tn_store_t *st, op_t *ops, char *err, size_t errlen)
                 sqlite3_bind_int64(s, i + 1, v->i);
             else if (v->type == 'd')
                 sqlite3_bind_double(s, i + 1, v->d);
+            else if (v->type == 'b')
+                sqlite3_bind_blob(s, i + 1, v->t ? v->t : "", (int)v->n, SQLITE_STATIC);
             else if (v->t)
                 sqlite3_bind_text(s, i + 1, v->t, -1, SQLITE_STATIC);
             else
@@ -189,6 +204,15 @@ int tn_store_exec(tn_store_t *st, const char *sql, const char *fmt, ...)
             v->i = va_arg(ap, int64_t);
         } else if (*fmt == 'd') {
             v->d = va_arg(ap, double);
+        } else if (*fmt == 'b') {
+            const void *p = va_arg(ap, const void *);
+            v->n = va_arg(ap, size_t);
+            if (v->n && !(v->t = malloc(v->n))) {
+                va_end(ap);
+                free_ops(o);
+                return TN_ENOMEM;
+            }
+            if (v->n) memcpy(v->t, p, v->n);
         } else {
             const char *s = va_arg(ap, const char *);
             if (s && !(v->t = strdup(s))) {

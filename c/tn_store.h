@@ -10,7 +10,6 @@
 #include <sqlite3.h>
 #include <uv.h>
 
-#define TN_STORE_SCHEMA_VERSION 1
 #define TN_STORE_QUEUE_MAX 65536 /* queued writes before a warning and a synchronous commit */
 #define TN_STORE_MAX_PARAMS 10
 
@@ -23,7 +22,8 @@ int tn_store_open(tn_store_t **out, uv_loop_t *loop, const char *path, double fl
 void tn_store_close(tn_store_t *st);
 
 /* Queues one write. `sql` must be a string literal (its address keys the statement cache).
- * fmt has one letter per parameter: 'i' int64, 't' text (NULL = SQL NULL), 'd' double. */
+ * fmt has one letter per parameter: 'i' int64, 't' text (NULL = SQL NULL), 'd' double,
+ * 'b' blob (two arguments: const void *, size_t). */
 int tn_store_exec(tn_store_t *st, const char *sql, const char *fmt, ...);
 /* Commits everything queued now, on the calling thread. Only when no batch is in flight
  * (start-up, after the loop has stopped): TN_EALREADY otherwise. */

@@ -1,9 +1,10 @@
-/* Misbehaviour accounting per IP: one counter per kind, one log line per event (repeats
- * fold in the log). The bans policy turns these into verdicts; here they are only counted. */
+/* Misbehaviour: counted per IP and kind, one log line per event (repeats fold in the log),
+ * then judged by the on_misbehavior hook (policies/bans.lua) and the verdict enforced. */
 #include "tn_log.h"
 #include "tn_metrics.h"
 #include "tn_node.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 static const char *NAMES[TN_MIS__COUNT] = {"magic", "version", "handshake", "frame", "message"};
@@ -37,7 +38,19 @@ static tn_strike_t *entry(tn_node_t *n, const tn_addr_t *a)
     return e;
 }
 
-uint32_t tn_strike(tn_node_t *n, const tn_addr_t *a, tn_misbehavior_t kind, const char *detail)
+uint32_t tn_strikes_total(tn_node_t *n, const tn_addr_t *a)
+{
+    for (int i = 0; i < n->n_strikes; i++)
+        if (tn_addr_same_ip(&n->strikes[i].ip, a)) {
+            uint32_t t = 0;
+            for (int k = 0; k < TN_MIS__COUNT; k++) t += n->strikes[i].count[k];
+            return t;
+        }
+    return 0;
+}
+
+void tn_misbehaved(tn_node_t *n, tn_session_t *s, const tn_addr_t *a, tn_misbehavior_t kind,
+                   const char *detail)
 {
     char ip[TN_ADDR_STRLEN];
     tn_addr_fmt_ip(a, ip);
@@ -47,7 +60,16 @@ uint32_t tn_strike(tn_node_t *n, const tn_addr_t *a, tn_misbehavior_t kind, cons
     uint32_t c = e ? ++e->count[kind] : 1;
     if (e) e->last_ms = uv_now(n->loop);
     tn_warn("%s from %s: %s (strike %u)", TEXT[kind], ip, detail, c);
-    return c;
+    if (s && s->state == TN_SS_CLOSING) s = NULL; /* its close is already under way */
+    tn_peer_view_t v = tn_node_view(n, s, a);
+    tn_verdict_t verdict = tn_policy_misbehavior(n->policy, &v, NAMES[kind], detail, c);
+    if (verdict.action == TN_VERDICT_BAN && !tn_node_whitelisted(n, a)) {
+        char reason[96];
+        snprintf(reason, sizeof reason, "%s x%u", NAMES[kind], c);
+        tn_bans_add(n, a, verdict.ban_s, reason); /* closes the IP's sessions */
+    } else if (verdict.action != TN_VERDICT_IGNORE && s) {
+        tn_session_close(s, TN_CLOSE_LOCAL, "disconnected for misbehaviour");
+    }
 }
 
 void tn_strikes_free(tn_node_t *n)

@@ -64,7 +64,8 @@ static bool satisfied(tn_node_t *n, const tn_addr_t *a, const tn_target_t *t)
 static void schedule(tn_node_t *n, tn_target_t *t, const char *why)
 {
     bool gave_up;
-    uint64_t ms = tn_backoff_ms(n->cfg, t->failures, &gave_up);
+    tn_peer_view_t v = {NULL, t->id_known ? tn_node_peer_find(n, t->id) : NULL, &t->addr};
+    uint64_t ms = tn_policy_reconnect_ms(n->policy, &v, t->failures, why, &gave_up);
     char a[TN_ADDR_STRLEN];
     tn_addr_fmt(&t->addr, a);
     if (gave_up) {
@@ -105,7 +106,7 @@ int tn_targets_dial(tn_node_t *n, const tn_addr_t *addr, bool persistent)
     if (n->stopping) return TN_ELIMIT;
     tn_target_t *t = find(n, addr);
     if (t && t->self) return TN_ESELF;
-    if (tn_node_is_blocked(n, addr)) return TN_ELIMIT;
+    if (tn_node_is_blocked(n, addr) || tn_bans_active(n, addr)) return TN_ELIMIT;
     if (t && persistent) t->persistent = true;
     if ((t && t->dial) || satisfied(n, addr, t)) return TN_EALREADY;
     if (!t && !(t = add(n, addr, persistent))) return TN_ENOMEM;

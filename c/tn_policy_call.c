@@ -1,0 +1,129 @@
+/* The one place the core calls into Lua: budget, traceback, error accounting (a counter per
+ * hook, one log line per error kind, never one per call), the circuit breaker, and the
+ * optional recording of every decision for the replay kit. */
+#include "tn_log.h"
+#include "tn_metrics.h"
+#include "tn_node.h"
+#include "tn_policy_int.h"
+
+#include <stdio.h>
+
+static tn_metric_t *metric(tn_hook_t h, const char *what)
+{
+    return tn_metric_counterf("Policy hook calls, errors and C-default fallbacks",
+                              "tn_policy_hook_%s_total{hook=\"%s\"}", what, tn_hook_name(h));
+}
+
+bool tn_policy_log_once(tn_policy_gen_t *g, int level, const char *msg)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const char *c = msg; *c; c++) h = (h ^ (uint8_t)*c) * 1099511628211ull;
+    for (int i = 0; i < g->n_seen; i++)
+        if (g->seen[i] == h) return false;
+    if (g->n_seen < TN_POLICY_ERRKINDS_MAX) g->seen[g->n_seen++] = h;
+    tn_policy_glog(g, level, msg);
+    return true;
+}
+
+bool tn_hook_begin(tn_policy_t *p, tn_hook_t h, lua_State **L, int *base)
+{
+    tn_policy_gen_t *g = p->gen;
+    if (!g || g->hook_ref[h] == LUA_NOREF) return false;
+    if (p->breaker_open) {
+        tn_hook_fallback(p, h); /* the policy would decide, but may not */
+        return false;
+    }
+    *L = g->L;
+    *base = lua_gettop(g->L);
+    lua_rawgeti(g->L, LUA_REGISTRYINDEX, g->hook_ref[h]);
+    return true;
+}
+
+static void failed(tn_policy_t *p, tn_hook_t h, const char *why)
+{
+    tn_policy_gen_t *g = p->gen;
+    p->stats[h].errors++;
+    tn_metric_inc(metric(h, "errors"));
+    char msg[600];
+    snprintf(msg, sizeof msg,
+             "hook %s failed: %s (C default used; repeats are counted, not logged)",
+             tn_hook_name(h), why);
+    tn_policy_log_once(g, TN_LOG_WARN, msg);
+    snprintf(p->last_error, sizeof p->last_error, "%s: %s", tn_hook_name(h), why);
+    if (++p->consecutive_errors >= (uint32_t)p->node->cfg->policy_breaker_errors &&
+        !p->breaker_open) {
+        p->breaker_open = true;
+        tn_metric_inc(tn_metric_counter("tn_policy_breaker_trips_total",
+                                        "Times the policy circuit breaker opened"));
+        tn_error("Policy circuit breaker open after %u consecutive hook errors: C defaults apply "
+                 "until a policy reload succeeds",
+                 p->consecutive_errors);
+    }
+}
+
+bool tn_hook_run(tn_policy_t *p, tn_hook_t h, int nargs, int nres)
+{
+    tn_policy_gen_t *g = p->gen;
+    p->stats[h].calls++;
+    int rc = tn_policy_pcall(g, nargs, nres, g->lim.budget_s);
+    tn_policy_peer_clear(g);
+    if (rc != LUA_OK) {
+        const char *why = lua_tostring(g->L, -1);
+        if (rc == LUA_ERRMEM) why = "out of memory (policy_memory_max reached)";
+        failed(p, h, why ? why : "error");
+        return false;
+    }
+    p->consecutive_errors = 0;
+    return true;
+}
+
+void tn_hook_bad_result(tn_policy_t *p, tn_hook_t h, const char *what)
+{
+    failed(p, h, what);
+}
+
+void tn_hook_end(tn_policy_t *p, lua_State *L, int base)
+{
+    (void)p;
+    lua_settop(L, base);
+}
+
+void tn_hook_fallback(tn_policy_t *p, tn_hook_t h)
+{
+    p->stats[h].fallbacks++;
+    tn_metric_inc(metric(h, "fallbacks"));
+}
+
+/* One JSON line per decision: {"t":ms,"hook":..,"peer":{..},"args":..,"result":..}. The
+ * replay kit (tests/lib/policykit.lua) feeds these to an edited policy. */
+void tn_hook_record(tn_policy_t *p, tn_hook_t h, const tn_peer_view_t *v, const char *args_json,
+                    const char *result_json)
+{
+    if (!p->record) return;
+    FILE *f = p->record;
+    fprintf(f, "{\"t\":%llu,\"hook\":\"%s\"", (unsigned long long)tn_wall_ms(), tn_hook_name(h));
+    if (v && (v->s || v->p || v->addr)) {
+        const tn_session_t *s = v->s;
+        const tn_addr_t *a = v->addr ? v->addr : s ? &s->remote : &v->p->addr;
+        char addr[TN_ADDR_STRLEN], ip[TN_ADDR_STRLEN], id[2 * TN_ID_LEN + 1] = "";
+        tn_addr_fmt(a, addr);
+        tn_addr_fmt_ip(a, ip);
+        if (v->p) tn_hex(id, v->p->id, TN_ID_LEN);
+        fprintf(f, ",\"peer\":{\"addr\":\"%s\",\"ip\":\"%s\",\"id\":\"%s\"", addr, ip, id);
+        if (s)
+            fprintf(f,
+                    ",\"dir\":\"%s\",\"outbound\":%s,\"masternode\":%s,\"rtt_ms\":%.3f,"
+                    "\"pings\":%u,\"pongs\":%u,\"late\":%u,\"missed\":%u,\"missed_run\":%u,"
+                    "\"bytes_in\":%llu,\"bytes_out\":%llu,\"score\":%.6g",
+                    s->outbound ? "out" : "in", s->outbound ? "true" : "false",
+                    s->hello && (s->their_flags & TN_HELLO_F_MASTERNODE) ? "true" : "false",
+                    s->rtt_ms, s->pings, s->pongs, s->late, s->missed, s->missed_run,
+                    (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out, s->score);
+        if (v->p)
+            fprintf(f, ",\"sessions\":%u,\"disconnects\":%u", v->p->sessions, v->p->disconnects);
+        fprintf(f, ",\"strikes\":%u}", tn_strikes_total(p->node, a));
+    }
+    fprintf(f, ",\"args\":%s,\"result\":%s}\n", args_json ? args_json : "[]",
+            result_json ? result_json : "null");
+    fflush(f);
+}
