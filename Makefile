@@ -78,7 +78,16 @@ asan:
 	$(MAKE) BUILD=build/asan OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
 
-bench: all
+# Bench binaries: tests/bench/NAME.c -> $(BUILD)/bench-NAME. `bench` needs only the library and
+# these (not the unit tests), so a bench run does not depend on unrelated targets.
+BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/bench-%,$(wildcard tests/bench/*.c))
+
+$(BUILD)/bench-%: tests/bench/%.c $(wildcard tests/bench/*.h) $(BUILD)/libtimenet.a
+	@echo "LD $@"
+	@$(CC) $(CFLAGS_COMMON) -Ic $< $(BUILD)/libtimenet.a $(LUA_LIB) $(LIBS) -o $@
+
+# ONLY=name runs one bench and keeps the other entries of var/bench/results.json.
+bench: deps $(BENCH_BIN)
 	@BUILD=$(BUILD) tests/bench/run.sh $(ONLY)
 
 format:
