@@ -43,6 +43,7 @@ struct tn_policy_gen {
     uint32_t ticks;
     uint64_t call_start_ns;
     uint64_t budget_ns;
+    bool budget_hit; /* stays set until the call from C returns: no Lua pcall can swallow it */
     /* hooks */
     int hook_ref[TN_HOOK__COUNT];
     char hook_file[TN_HOOK__COUNT][64];

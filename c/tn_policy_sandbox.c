@@ -39,8 +39,8 @@ static void count_hook(lua_State *L, lua_Debug *ar)
         g->call_start_ns = uv_hrtime();
         return;
     }
-    if (uv_hrtime() - g->call_start_ns > g->budget_ns) {
-        g->in_call = 0; /* the error handler itself must not trip again */
+    if (g->budget_hit || uv_hrtime() - g->call_start_ns > g->budget_ns) {
+        g->budget_hit = true;
         luaL_where(L, 0);
         lua_pushfstring(L, "policy call exceeded its CPU budget (%d ms)",
                         (int)(g->budget_ns / 1000000));
@@ -52,6 +52,7 @@ static void count_hook(lua_State *L, lua_Debug *ar)
 void tn_sandbox_budget(tn_policy_gen_t *g, double seconds)
 {
     g->in_call = 1;
+    g->budget_hit = false;
     g->ticks = 0;
     g->budget_ns = (uint64_t)(seconds * 1e9);
 }
@@ -140,6 +141,17 @@ static int guarded_rep(lua_State *L)
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, 1);
     return 1;
+}
+
+/* pcall, xpcall and coroutine.resume catch errors: once the budget is spent they re-raise,
+ * or `while true do pcall(spin) end` would outlive any budget. */
+static int rethrowing(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    if (TN_GEN(L)->budget_hit) return luaL_error(L, "policy call exceeded its CPU budget");
+    return lua_gettop(L);
 }
 
 static int safe_setmetatable(lua_State *L)
@@ -249,6 +261,9 @@ lua_State *tn_sandbox_new(tn_policy_gen_t *g)
     wrap(L, "string", "gsub", guarded, 0);
     wrap(L, "string", "rep", guarded_rep, -1);
     wrap(L, LUA_GNAME, "setmetatable", safe_setmetatable, -1);
+    wrap(L, LUA_GNAME, "pcall", rethrowing, -1);
+    wrap(L, LUA_GNAME, "xpcall", rethrowing, -1);
+    wrap(L, "coroutine", "resume", rethrowing, -1);
     wrap(L, LUA_GNAME, "collectgarbage", safe_collectgarbage, -1);
     lua_pushcfunction(L, safe_load);
     lua_setglobal(L, "load");
