@@ -82,7 +82,7 @@ void tn_bans_add(tn_node_t *n, const tn_addr_t *a, double seconds, const char *r
                       "reason=excluded.reason,count=excluded.count",
                       "titii", ip, (int64_t)until, reason, (int64_t)now, (int64_t)b->count);
     tn_addr_t any = b->ip;
-    tn_node_disconnect(n, &any, NULL, "banned");
+    tn_node_disconnect(n, &any, NULL, "banned", true);
 }
 
 int tn_bans_remove(tn_node_t *n, const tn_addr_t *a)

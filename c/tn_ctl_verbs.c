@@ -145,11 +145,11 @@ static int v_disconnect(tn_node_t *n, const cJSON *req, cJSON *r)
     int count;
     if (id) {
         if (tn_unhex(idb, TN_ID_LEN, id) != 0) return tn_ctl_error(r, "\"id\" is not a node id");
-        count = tn_node_disconnect(n, NULL, idb, "disconnected by operator");
+        count = tn_node_disconnect(n, NULL, idb, "disconnected by operator", false);
     } else {
         tn_addr_t a;
         if (arg_addr(req, r, "addr", &a, false)) return -1;
-        count = tn_node_disconnect(n, &a, NULL, "disconnected by operator");
+        count = tn_node_disconnect(n, &a, NULL, "disconnected by operator", false);
     }
     if (count == 0) return tn_ctl_error(r, "no such session");
     cJSON_AddNumberToObject(r, "closed", count);

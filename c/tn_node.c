@@ -18,7 +18,8 @@ static const uint8_t MAGIC_TESTNET[4] = {84, 73, 77, 69}; /* "TIME", seed §11 *
 static const uint8_t MAGIC_MAINNET[4] = {0xC0, 0x1D, 0x7E, 0x4D};
 
 static struct {
-    tn_metric_t *accepted, *refused_blocked, *refused_banned, *refused_pending, *refused_ip, *refused_slots;
+    tn_metric_t *accepted, *refused_blocked, *refused_banned, *refused_pending, *refused_ip,
+        *refused_slots;
     tn_metric_t *opened, *closed, *dup_refused, *replaced, *self, *experiment_ignored;
     tn_metric_t *sessions, *peers_open, *pending;
 } M;
@@ -150,7 +151,7 @@ int tn_node_block(tn_node_t *n, const tn_addr_t *ip)
     n->blocked[n->n_blocked++].port = 0;
     tn_addr_t any = *ip;
     any.port = 0;
-    tn_node_disconnect(n, &any, NULL, "blocked by operator");
+    tn_node_disconnect(n, &any, NULL, "blocked by operator", false);
     return TN_OK;
 }
 
@@ -174,7 +175,8 @@ bool tn_node_whitelisted(const tn_node_t *n, const tn_addr_t *a)
     return false;
 }
 
-int tn_node_disconnect(tn_node_t *n, const tn_addr_t *a, const uint8_t *id, const char *why)
+int tn_node_disconnect(tn_node_t *n, const tn_addr_t *a, const uint8_t *id, const char *why,
+                       bool quiet)
 {
     int count = 0;
     tn_session_t *s = n->sessions;
@@ -184,6 +186,7 @@ int tn_node_disconnect(tn_node_t *n, const tn_addr_t *a, const uint8_t *id, cons
         if (a) match = a->port ? tn_addr_eq(&s->remote, a) : tn_addr_same_ip(&s->remote, a);
         if (id && s->state == TN_SS_OPEN) match = match || memcmp(s->their_id, id, TN_ID_LEN) == 0;
         if (match) {
+            s->quiet = quiet;
             tn_session_close(s, TN_CLOSE_LOCAL, why);
             count++;
         }
@@ -505,7 +508,7 @@ static void on_close(tn_session_t *s, tn_close_reason_t reason, const char *deta
         n->n_open--;
         char ip[TN_ADDR_STRLEN];
         ip_of(&s->remote, ip);
-        if (p->established && !n->stopping && !logged) {
+        if (p->established && !n->stopping && !logged && !s->quiet) {
             if (reason == TN_CLOSE_LOCAL)
                 tn_info("Disconnected from %s (%s)", ip, detail);
             else

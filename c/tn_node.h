@@ -126,8 +126,10 @@ bool tn_node_is_blocked(const tn_node_t *n, const tn_addr_t *a);
 int tn_node_block(tn_node_t *n, const tn_addr_t *ip);
 int tn_node_unblock(tn_node_t *n, const tn_addr_t *ip);
 bool tn_node_whitelisted(const tn_node_t *n, const tn_addr_t *a);
-/* Closes the sessions to an address (any port when port is 0) or identity; count returned. */
-int tn_node_disconnect(tn_node_t *n, const tn_addr_t *a, const uint8_t *id, const char *why);
+/* Closes the sessions to an address (any port when port is 0) or identity; count returned.
+ * quiet: the cause was logged already (a ban), so the closes add no line of their own. */
+int tn_node_disconnect(tn_node_t *n, const tn_addr_t *a, const uint8_t *id, const char *why,
+                       bool quiet);
 const char *tn_node_short_id(const uint8_t id[TN_ID_LEN], char out[9]);
 int tn_node_masternodes(const tn_node_t *n);
 

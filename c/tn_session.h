@@ -109,6 +109,7 @@ struct tn_session {
     tn_session_t *prev, *next;
     void *target; /* outbound intent that dialed this session */
     bool hello;   /* peer's hello received: the session is established */
+    bool quiet;   /* its close was explained by an earlier log line */
     uint32_t their_flags;
     uint16_t their_port;
     uint64_t their_height;
