@@ -57,9 +57,9 @@ local HOSTILE = {
     { "__gc finalizer", "setmetatable({}, { __gc = function() while true do end end }) return 1",
       "__gc metamethods are not allowed" },
     { "huge string.rep", 'return #string.rep("x", 1e9)', "string.rep result above" },
-    -- the stack outgrows the memory cap or overflows, whichever comes first
+    -- the stack outgrows the memory cap, overflows or runs out of time, whichever comes first
     { "deep recursion", "local function f(n) return f(n + 1) + 1 end return f(1)",
-      { "stack overflow", "out of memory" } },
+      { "stack overflow", "out of memory", "CPU budget" } },
     { "wrong type", 'return "high"', "returned string, expected a finite number" },
     { "NaN", "return 0/0", "returned NaN or infinity" },
     { "error on every call", 'error("boom")', "boom" },
