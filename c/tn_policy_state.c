@@ -167,6 +167,7 @@ int tn_state_api_persist(lua_State *L)
     if (klen == 0 || klen >= sizeof g->persist[0].key) return luaL_argerror(L, 1, "bad key");
     if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TFUNCTION);
     if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TFUNCTION);
+    lua_settop(L, 4); /* init's result goes to 5: slot 4 stays the migrate function or nil */
     for (int i = 0; i < g->n_persist; i++)
         if (strcmp(g->persist[i].key, key) == 0)
             return luaL_error(L, "tn.persist: key '%s' declared twice", key);

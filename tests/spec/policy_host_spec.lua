@@ -230,4 +230,40 @@ return M
             assert.are.equal(src, n:ctl("bans").bans[1].ip, "the ban survived the restart")
         end)
     end)
+
+    it("migrates persistent state when its version changes, and resets it without migrate", function()
+        H.with_net(function(net)
+            local v1 = [[
+local M = {}
+local st = tn.persist("counter", 1, function() return { n = 0 } end)
+function M.score() st.n = st.n + 1 return st.n end
+return M
+]]
+            local v2 = [[
+local M = {}
+local st = tn.persist("counter", 2, function() return { total = 0 } end,
+  function(old, version) return { total = old.n * 1000, from = version } end)
+function M.score() return st.total + st.from end
+return M
+]]
+            local v3 = [[
+local M = {}
+local st = tn.persist("counter", 3, function() return { fresh = 5 } end)
+function M.score() return st.fresh end
+return M
+]]
+            local dir = policy_dir(net, "pol", { ["score.lua"] = v1 })
+            local n, honest = node_with_peer(net, dir, { policy_reload_debounce = 30 })
+            H.wait(function() return n:peer_row(honest).score >= 3 end, 5, "the counter to run")
+            save(dir, "score.lua", v2)
+            assert.is_true(n:ctl("policy_reload").ok)
+            -- total = n * 1000 + 1 (the version migrated from)
+            H.wait(function() local sc = n:peer_row(honest).score
+                return sc >= 3001 and sc % 1000 == 1 end, 5, "the migrated state")
+            save(dir, "score.lua", v3)
+            assert.is_true(n:ctl("policy_reload").ok)
+            H.wait(function() return n:peer_row(honest).score == 5 end, 5, "the reset state")
+            assert.are.equal(1, n:count("state 'counter' reset: version 2 -> 3 and no migrate function"))
+        end)
+    end)
 end)
