@@ -67,6 +67,14 @@ static void ip_of(const tn_addr_t *a, char out[TN_ADDR_STRLEN])
     tn_addr_fmt_ip(a, out);
 }
 
+/* A session that received bytes within this window is alive. Both ends ping every
+ * heartbeat_interval at independent phases, so a live session can be silent for almost one
+ * interval; twice that leaves no doubt, and stays below the missed-pong close. */
+static uint64_t tn_node_alive_window_ms(const tn_node_t *n)
+{
+    return 2 * tn_config_ms(n->cfg->heartbeat_interval);
+}
+
 /* ---- session list ---- */
 
 static void list_add(tn_node_t *n, tn_session_t *s)
@@ -207,11 +215,11 @@ int tn_node_masternodes(const tn_node_t *n)
 /* ---- accept ---- */
 
 /* Seed §13: one inbound connection per IP. A session from that IP that has been silent for
- * a heartbeat interval does not count: it may be the stale half of a connection the peer
+ * two heartbeat intervals does not count: it may be the stale half of a connection the peer
  * already lost, and the identity rule in on_open settles which one stays. */
 static bool inbound_from_ip(tn_node_t *n, const tn_addr_t *a)
 {
-    uint64_t now = uv_now(n->loop), hb = tn_config_ms(n->cfg->heartbeat_interval);
+    uint64_t now = uv_now(n->loop), hb = tn_node_alive_window_ms(n);
     for (tn_session_t *s = n->sessions; s; s = s->next)
         if (!s->outbound && tn_addr_same_ip(&s->remote, a) &&
             (s->state != TN_SS_OPEN || now - s->last_rx_ms < hb))
@@ -275,8 +283,8 @@ static int on_prologue(tn_session_t *s, const tn_prologue_t *theirs)
 /* Of two sessions to one identity, which stays? Crossing dials (opposite directions, both
  * within the handshake window) keep the one initiated by the lower node id: both ends see
  * the same two connections and pick the same one. Otherwise the peer dialed again, so it
- * lost the old one: the old one stays only if it demonstrably works (bytes within a
- * heartbeat interval); then the new one is refused and the old one probed. */
+ * lost the old one: the old one stays only if it demonstrably works (bytes within
+ * two heartbeat intervals); then the new one is refused and the old one probed. */
 static bool keep_new(tn_node_t *n, tn_session_t *old, tn_session_t *nw)
 {
     uint64_t now = uv_now(n->loop);
@@ -286,7 +294,7 @@ static bool keep_new(tn_node_t *n, tn_session_t *old, tn_session_t *nw)
         const uint8_t *init_new = nw->outbound ? n->id : nw->their_id;
         return memcmp(init_new, init_old, TN_ID_LEN) < 0;
     }
-    bool alive = now - old->last_rx_ms < tn_config_ms(n->cfg->heartbeat_interval);
+    bool alive = now - old->last_rx_ms < tn_node_alive_window_ms(n);
     return !alive;
 }
 
