@@ -17,6 +17,8 @@ TIMEOUT_S=${BENCH_TIMEOUT_S:-600} # per bench: a hung bench fails instead of blo
 # and add its line here.
 BENCHES=(
     "stream_encrypted|$BUILD/bench-stream"
+    "hook_call|$BUILD/bench-hook"
+    "reload_under_load|$BUILD/bench-reload"
 )
 
 names() { for b in "${BENCHES[@]}"; do echo "${b%%|*}"; done; }
