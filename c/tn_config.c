@@ -3,6 +3,7 @@
 #include "tn_config.h"
 
 #include "tn_addr.h"
+#include "tn_lua.h"
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -132,30 +133,14 @@ bool tn_config_has(const tn_strlist_t *l, const char *s)
 typedef struct {
     tn_config_t *c;
     int line[NKEYS];
-    size_t mem;
+    tn_lua_mem_t mem;
     long insns;
 } load_ctx_t;
-
-static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    load_ctx_t *ctx = ud;
-    if (!ptr) osize = 0;
-    if (nsize == 0) {
-        ctx->mem -= osize;
-        free(ptr);
-        return NULL;
-    }
-    if (nsize > osize && ctx->mem + (nsize - osize) > CONFIG_MEM_MAX) return NULL;
-    void *p = realloc(ptr, nsize);
-    if (p) ctx->mem = ctx->mem - osize + nsize;
-    return p;
-}
 
 static void insn_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
-    load_ctx_t *ctx;
-    lua_getallocf(L, (void **)&ctx);
+    load_ctx_t *ctx = *(load_ctx_t **)lua_getextraspace(L);
     if ((ctx->insns += 1000) > CONFIG_INSN_MAX) {
         luaL_where(L, 0); /* in a hook, level 0 is the Lua code that was running */
         lua_pushstring(L, "config takes too long to evaluate");
@@ -479,12 +464,14 @@ int tn_config_load(tn_config_t *c, const char *path, char *err, size_t errlen)
     load_ctx_t ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.c = c;
-    lua_State *L = lua_newstate(capped_alloc, &ctx);
+    ctx.mem.max = CONFIG_MEM_MAX;
+    lua_State *L = lua_newstate(tn_lua_alloc, &ctx.mem);
     if (!L) {
         snprintf(err, errlen, "%s: out of memory", path);
         return TN_ENOMEM;
     }
     int rc = TN_OK;
+    *(load_ctx_t **)lua_getextraspace(L) = &ctx;
     lua_sethook(L, insn_hook, LUA_MASKCOUNT, 1000);
     if (luaL_loadfilex(L, path, "t") != LUA_OK) {
         snprintf(err, errlen, "%s", lua_tostring(L, -1));

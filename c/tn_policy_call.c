@@ -39,10 +39,12 @@ bool tn_hook_begin(tn_policy_t *p, tn_hook_t h, lua_State **L, int *base)
     return true;
 }
 
+/* Every failure means the C default decides: counted as an error and a fallback. */
 static void failed(tn_policy_t *p, tn_hook_t h, const char *why)
 {
     tn_policy_gen_t *g = p->gen;
     p->stats[h].errors++;
+    tn_hook_fallback(p, h);
     tn_metric_inc(metric(h, "errors"));
     char msg[600];
     snprintf(msg, sizeof msg,

@@ -50,10 +50,7 @@ double tn_policy_score(tn_policy_t *p, const tn_peer_view_t *v)
             snprintf(why, sizeof why, "returned %s, expected a finite number",
                      isnum ? "NaN or infinity" : luaL_typename(L, -1));
             tn_hook_bad_result(p, TN_HOOK_score, why);
-            tn_hook_fallback(p, TN_HOOK_score);
         }
-    } else {
-        tn_hook_fallback(p, TN_HOOK_score);
     }
     tn_hook_end(p, L, base);
     if (p->record) {
@@ -89,10 +86,7 @@ uint64_t tn_policy_reconnect_ms(tn_policy_t *p, const tn_peer_view_t *v, uint32_
             } else {
                 tn_hook_bad_result(p, TN_HOOK_reconnect,
                                    "expected seconds in [0, 604800] or false to give up");
-                tn_hook_fallback(p, TN_HOOK_reconnect);
             }
-        } else {
-            tn_hook_fallback(p, TN_HOOK_reconnect);
         }
         tn_hook_end(p, L, base);
     }
@@ -148,10 +142,7 @@ tn_verdict_t tn_policy_misbehavior(tn_policy_t *p, const tn_peer_view_t *pv, con
             else {
                 tn_hook_bad_result(p, TN_HOOK_on_misbehavior,
                                    "expected 'ignore', 'disconnect' or 'ban', seconds");
-                tn_hook_fallback(p, TN_HOOK_on_misbehavior);
             }
-        } else {
-            tn_hook_fallback(p, TN_HOOK_on_misbehavior);
         }
         tn_hook_end(p, L, base);
     }
@@ -187,10 +178,7 @@ bool tn_policy_health_close(tn_policy_t *p, const tn_peer_view_t *v, const char 
                 close = false;
             else {
                 tn_hook_bad_result(p, TN_HOOK_health, "expected 'tolerate' or 'close'");
-                tn_hook_fallback(p, TN_HOOK_health);
             }
-        } else {
-            tn_hook_fallback(p, TN_HOOK_health);
         }
         tn_hook_end(p, L, base);
     }
@@ -209,6 +197,6 @@ void tn_policy_tick(tn_policy_t *p)
     lua_State *L;
     int base;
     if (!tn_hook_begin(p, TN_HOOK_on_tick, &L, &base)) return;
-    if (!tn_hook_run(p, TN_HOOK_on_tick, 0, 0)) tn_hook_fallback(p, TN_HOOK_on_tick);
+    tn_hook_run(p, TN_HOOK_on_tick, 0, 0);
     tn_hook_end(p, L, base);
 }

@@ -353,7 +353,7 @@ void tn_policy_status(tn_policy_t *p, cJSON *o)
     tn_policy_gen_counts(p->gen, &files, &tests);
     cJSON_AddNumberToObject(o, "files", files);
     cJSON_AddNumberToObject(o, "self_tests", tests);
-    cJSON_AddNumberToObject(o, "memory_bytes", p->gen ? (double)p->gen->mem : 0);
+    cJSON_AddNumberToObject(o, "memory_bytes", p->gen ? (double)p->gen->mem.used : 0);
     cJSON *hooks = cJSON_AddObjectToObject(o, "hooks");
     for (int h = 0; h < TN_HOOK__COUNT; h++) {
         cJSON *x = cJSON_AddObjectToObject(hooks, tn_hook_name((tn_hook_t)h));

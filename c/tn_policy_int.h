@@ -3,6 +3,7 @@
 #define TN_POLICY_INT_H
 
 #include "tn_buf.h"
+#include "tn_lua.h"
 #include "tn_policy.h"
 
 #include <lauxlib.h>
@@ -37,7 +38,7 @@ typedef struct {
 struct tn_policy_gen {
     lua_State *L;
     tn_policy_limits_t lim;
-    size_t mem, mem_peak;
+    tn_lua_mem_t mem;
     /* budget of the call in progress */
     int in_call;
     uint32_t ticks;
@@ -148,9 +149,10 @@ void tn_state_free(tn_state_blob_t *b);
  * hook not defined); then the function is on the stack, push the arguments and call
  * tn_hook_run. */
 bool tn_hook_begin(tn_policy_t *p, tn_hook_t h, lua_State **L, int *base);
-/* Runs it; false on error (accounted: counter, one log line per error kind, breaker). */
+/* Runs it; false on error (accounted: error and fallback counters, one log line per error
+ * kind, breaker). */
 bool tn_hook_run(tn_policy_t *p, tn_hook_t h, int nargs, int nres);
-/* A result of the wrong type or range: accounted like an error. */
+/* A result of the wrong type or range: accounted like an error (the C default applies). */
 void tn_hook_bad_result(tn_policy_t *p, tn_hook_t h, const char *what);
 void tn_hook_end(tn_policy_t *p, lua_State *L, int base);
 void tn_hook_fallback(tn_policy_t *p, tn_hook_t h);

@@ -10,24 +10,6 @@
 
 #define HOOK_EVERY 1000 /* VM instructions between budget checks */
 
-static void *gen_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    tn_policy_gen_t *g = ud;
-    if (!ptr) osize = 0;
-    if (nsize == 0) {
-        g->mem -= osize;
-        free(ptr);
-        return NULL;
-    }
-    if (nsize > osize && g->mem + (nsize - osize) > g->lim.memory_max) return NULL;
-    void *p = realloc(ptr, nsize);
-    if (p) {
-        g->mem = g->mem - osize + nsize;
-        if (g->mem > g->mem_peak) g->mem_peak = g->mem;
-    }
-    return p;
-}
-
 static void count_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
@@ -235,7 +217,8 @@ void tn_sandbox_push_env(lua_State *L)
 
 lua_State *tn_sandbox_new(tn_policy_gen_t *g)
 {
-    lua_State *L = lua_newstate(gen_alloc, g);
+    g->mem.max = g->lim.memory_max;
+    lua_State *L = lua_newstate(tn_lua_alloc, &g->mem);
     if (!L) return NULL;
     TN_GEN(L) = g;
     lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);

@@ -397,7 +397,7 @@ int main(int argc, char **argv)
                 S[k].name, pct_ns(&S[k], 0.5, overhead), pct_ns(&S[k], 0.9, overhead),
                 pct_ns(&S[k], 0.99, overhead), pct_ns(&S[k], 0.999, overhead));
     double med = pct_ns(&S[SCORE], 0.5, overhead), pcall = pct_ns(&S[BARE], 0.5, overhead);
-    int kb = (int)(real->gen->mem / 1024);
+    int kb = (int)(real->gen->mem.used / 1024);
 
     printf("{\"params\": {\"policy_dir\": \"%s\", \"hook\": \"score(peer)\", \"iterations\": %ld, "
            "\"warmup\": %ld, \"rounds\": %d, \"cpu\": %d, \"clock\": \"%s\", "
