@@ -473,6 +473,9 @@ static bool strike_for_close(tn_node_t *n, tn_session_t *s, tn_close_reason_t r,
                              bool was_open)
 {
     tn_misbehavior_t kind;
+    /* A dial of ours that fails its handshake is our dial's failure (wrong network or version
+     * in our own config, say), reported by the reconnect logic, not the remote's misdeed. */
+    if (s->outbound && !was_open) return false;
     switch (r) {
     case TN_CLOSE_MAGIC:
         kind = TN_MIS_MAGIC;
@@ -487,9 +490,9 @@ static bool strike_for_close(tn_node_t *n, tn_session_t *s, tn_close_reason_t r,
         kind = was_open ? TN_MIS_FRAME : TN_MIS_HANDSHAKE;
         break;
     case TN_CLOSE_TIMEOUT:
-        /* Only an inbound handshake that never completed; missed pongs on an open session
-         * are a health verdict, logged as a loss like on outbound sessions. */
-        if (s->outbound || was_open) return false;
+        /* Only a handshake that never completed; missed pongs on an open session are a
+         * health verdict, logged as a loss. */
+        if (was_open) return false;
         kind = TN_MIS_HANDSHAKE;
         break;
     default:

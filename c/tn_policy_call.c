@@ -96,6 +96,26 @@ void tn_hook_fallback(tn_policy_t *p, tn_hook_t h)
     tn_metric_inc(metric(h, "fallbacks"));
 }
 
+void tn_json_str(char *out, size_t n, const char *s)
+{
+    size_t o = 0;
+    if (n < 3) return;
+    out[o++] = '"';
+    for (; *s && o + 7 < n; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c < 0x20) {
+            o += (size_t)snprintf(out + o, n - o, "\\u%04x", c);
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o++] = '"';
+    out[o] = 0;
+}
+
 /* One JSON line per decision: {"t":ms,"hook":..,"peer":{..},"args":..,"result":..}. The
  * replay kit (tests/lib/policykit.lua) feeds these to an edited policy. */
 void tn_hook_record(tn_policy_t *p, tn_hook_t h, const tn_peer_view_t *v, const char *args_json,
@@ -121,8 +141,29 @@ void tn_hook_record(tn_policy_t *p, tn_hook_t h, const tn_peer_view_t *v, const 
                     s->hello && (s->their_flags & TN_HELLO_F_MASTERNODE) ? "true" : "false",
                     s->rtt_ms, s->pings, s->pongs, s->late, s->missed, s->missed_run,
                     (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out, s->score);
-        if (v->p)
+        if (s) {
+            bool open = s->state == TN_SS_OPEN;
+            fprintf(f,
+                    ",\"connected\":%s,\"connected_s\":%.3f,\"height\":%llu,\"msgs_in\":%llu,"
+                    "\"msgs_out\":%llu",
+                    open ? "true" : "false",
+                    open ? (double)(uv_now(s->net->loop) - s->opened_ms) / 1000.0 : 0.0,
+                    (unsigned long long)(s->hello ? s->their_height : 0),
+                    (unsigned long long)s->msgs_in, (unsigned long long)s->msgs_out);
+            if (s->hello) {
+                char name[2 * TN_NAME_MAX + 8];
+                tn_json_str(name, sizeof name, s->their_name);
+                fprintf(f, ",\"name\":%s", name);
+            }
+        }
+        if (v->p) {
             fprintf(f, ",\"sessions\":%u,\"disconnects\":%u", v->p->sessions, v->p->disconnects);
+            if (v->p->tag[0]) {
+                char tag[2 * sizeof v->p->tag + 8];
+                tn_json_str(tag, sizeof tag, v->p->tag);
+                fprintf(f, ",\"tag\":%s", tag);
+            }
+        }
         fprintf(f, ",\"strikes\":%u}", tn_strikes_total(p->node, a));
     }
     fprintf(f, ",\"args\":%s,\"result\":%s}\n", args_json ? args_json : "[]",

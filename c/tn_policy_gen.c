@@ -127,7 +127,8 @@ static int policy_require(lua_State *L)
     return 1;
 }
 
-/* Runs module.tests (a table of functions): name each failure as file: test: message. */
+/* Runs module.tests (a table of functions) in the order of their names (Lua's table order
+ * differs between states), naming each failure as file: test: message. */
 static int run_self_tests(tn_policy_gen_t *g, const char *file, char *err, size_t errlen)
 {
     lua_State *L = g->L;
@@ -141,26 +142,48 @@ static int run_self_tests(tn_policy_gen_t *g, const char *file, char *err, size_
         return -1;
     }
     int tests = lua_gettop(L);
+    /* names = sorted keys (as strings; list entries become "#1", "#2", ...) */
+    lua_newtable(L);
+    int names = lua_gettop(L), n = 0;
     lua_pushnil(L);
     while (lua_next(L, tests)) {
-        const char *tname = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, names, ++n);
+    }
+    if (luaL_dostring(L, "return function(t) table.sort(t, function(a, b) "
+                         "if type(a) == type(b) then return a < b end "
+                         "return type(a) == 'number' end) end") == LUA_OK) {
+        lua_pushvalue(L, names);
+        lua_pcall(L, 1, 0, 0);
+    }
+    lua_settop(L, names);
+    for (int i = 1; i <= n; i++) {
+        lua_rawgeti(L, names, i);
         char name[96];
-        snprintf(name, sizeof name, "%s", lua_type(L, -2) == LUA_TNUMBER ? "#" : tname);
-        if (lua_type(L, -2) == LUA_TNUMBER)
-            snprintf(name, sizeof name, "#%lld", (long long)lua_tointeger(L, -2));
+        if (lua_type(L, -1) == LUA_TNUMBER)
+            snprintf(name, sizeof name, "#%lld", (long long)lua_tointeger(L, -1));
+        else
+            snprintf(name, sizeof name, "%s", lua_tostring(L, -1));
+        lua_gettable(L, tests);
         if (!lua_isfunction(L, -1)) {
             snprintf(err, errlen, "%s: self-test %s is not a function", file, name);
             lua_settop(L, tests - 1);
             return -1;
         }
         if (tn_policy_pcall(g, 0, 0, g->lim.load_budget_s) != LUA_OK) {
-            snprintf(err, errlen, "%s (self-test %s failed)", lua_tostring(L, -1), name);
+            const char *msg = lua_tostring(L, -1);
+            if (!msg) msg = "error";
+            /* an error raised without a position still names the file */
+            bool placed = strncmp(msg, file, strlen(file)) == 0 || strstr(msg, ".lua:");
+            snprintf(err, errlen, "%s%s%s (self-test %s failed)", placed ? "" : file,
+                     placed ? "" : ": ", msg, name);
             lua_settop(L, tests - 1);
             return -1;
         }
         g->n_tests++;
     }
-    lua_pop(L, 1);
+    lua_settop(L, tests - 1);
     return 0;
 }
 

@@ -11,26 +11,6 @@
 #define MAX_DELAY_S (7 * 86400.0)      /* longest redial delay a policy may ask for */
 #define MAX_BAN_S (10 * 365 * 86400.0) /* longest ban */
 
-static void json_str(char *out, size_t n, const char *s)
-{
-    size_t o = 0;
-    if (n < 3) return;
-    out[o++] = '"';
-    for (; *s && o + 7 < n; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)c;
-        } else if (c < 0x20) {
-            o += (size_t)snprintf(out + o, n - o, "\\u%04x", c);
-        } else {
-            out[o++] = (char)c;
-        }
-    }
-    out[o++] = '"';
-    out[o] = 0;
-}
-
 /* ---- score ---- */
 
 double tn_policy_score(tn_policy_t *p, const tn_peer_view_t *v)
@@ -92,7 +72,7 @@ uint64_t tn_policy_reconnect_ms(tn_policy_t *p, const tn_peer_view_t *v, uint32_
     }
     if (p->record) {
         char args[160], r[64], res[80];
-        json_str(r, sizeof r, reason);
+        tn_json_str(r, sizeof r, reason);
         snprintf(args, sizeof args, "[%u,%s]", attempt, r);
         if (*give_up)
             snprintf(res, sizeof res, "false");
@@ -149,8 +129,8 @@ tn_verdict_t tn_policy_misbehavior(tn_policy_t *p, const tn_peer_view_t *pv, con
     if (p->record) {
         char args[400], k[40], d[300], res[64];
         static const char *const names[] = {"ignore", "disconnect", "ban"};
-        json_str(k, sizeof k, kind);
-        json_str(d, sizeof d, detail);
+        tn_json_str(k, sizeof k, kind);
+        tn_json_str(d, sizeof d, detail);
         snprintf(args, sizeof args, "[%s,%s,%u]", k, d, strikes);
         snprintf(res, sizeof res, "[\"%s\",%.6g]", names[v.action], v.ban_s);
         tn_hook_record(p, TN_HOOK_on_misbehavior, pv, args, res);

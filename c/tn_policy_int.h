@@ -22,6 +22,7 @@ typedef struct {
     char key[64];
     int version;
     int table_ref;
+    int init_ref;
     int migrate_ref;
 } tn_persist_t;
 
@@ -156,6 +157,8 @@ bool tn_hook_run(tn_policy_t *p, tn_hook_t h, int nargs, int nres);
 void tn_hook_bad_result(tn_policy_t *p, tn_hook_t h, const char *what);
 void tn_hook_end(tn_policy_t *p, lua_State *L, int base);
 void tn_hook_fallback(tn_policy_t *p, tn_hook_t h);
+/* A JSON string literal of s (quoted, escaped) into out; truncated to fit. */
+void tn_json_str(char *out, size_t n, const char *s);
 void tn_hook_record(tn_policy_t *p, tn_hook_t h, const tn_peer_view_t *v, const char *args_json,
                     const char *result_json);
 /* Logs msg once per generation and kind (hash of msg); returns true when it logged. */

@@ -185,6 +185,12 @@ int tn_state_api_persist(lua_State *L)
     ps->version = (int)version;
     lua_pushvalue(L, -1);
     ps->table_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (lua_isnil(L, 3)) {
+        ps->init_ref = LUA_NOREF;
+    } else {
+        lua_pushvalue(L, 3);
+        ps->init_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
     if (lua_isnoneornil(L, 4)) {
         ps->migrate_ref = LUA_NOREF;
     } else {
@@ -262,8 +268,25 @@ void tn_state_import(tn_policy_gen_t *g, const tn_state_blob_t *blobs)
         tn_persist_t *ps = &g->persist[i];
         const tn_state_blob_t *b = blobs;
         while (b && strcmp(b->key, ps->key) != 0) b = b->next;
-        if (!b) continue;
         int top = lua_gettop(L);
+        if (!b) {
+            /* Nothing saved: start from init() again, undoing what self-tests did to it. */
+            lua_rawgeti(L, LUA_REGISTRYINDEX, ps->table_ref);
+            int dst = lua_gettop(L);
+            if (ps->init_ref == LUA_NOREF) {
+                lua_newtable(L);
+            } else {
+                lua_rawgeti(L, LUA_REGISTRYINDEX, ps->init_ref);
+                if (tn_policy_pcall(g, 0, 1, g->lim.load_budget_s) != LUA_OK ||
+                    !lua_istable(L, -1)) {
+                    lua_settop(L, top);
+                    continue;
+                }
+            }
+            copy_into(L, dst, lua_gettop(L));
+            lua_settop(L, top);
+            continue;
+        }
         lua_rawgeti(L, LUA_REGISTRYINDEX, ps->table_ref);
         int dst = lua_gettop(L);
         if (tn_state_deserialize(L, b->data, b->len) != TN_OK || !lua_istable(L, -1)) {

@@ -69,7 +69,7 @@ static void schedule(tn_node_t *n, tn_target_t *t, const char *why)
     char a[TN_ADDR_STRLEN];
     tn_addr_fmt(&t->addr, a);
     if (gave_up) {
-        tn_warn("Giving up on %s after %u failed attempts (%s); next try in %.0f s", a, t->failures,
+        tn_warn("Giving up on %s after %u failed attempts (%s); next try in %.1f s", a, t->failures,
                 why, (double)ms / 1000.0);
         t->failures = 0; /* after the cooldown the schedule starts over */
     } else if (t->failures > 0) {
