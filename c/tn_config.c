@@ -449,6 +449,10 @@ static int cross_check(tn_config_t *c, const load_ctx_t *ctx, const char *path, 
               "node_name",
               "node_name may only hold printable characters other than space, [ and ]");
     CHECK(c->data_dir[0] != 0, "data_dir", "data_dir must not be empty");
+    CHECK(!c->metrics_listen[0] || strcmp(c->metrics_listen, "auto") == 0 ||
+              (tn_addr_parse(c->metrics_listen, &a) == 0 && a.port != 0),
+          "metrics_listen", "metrics_listen \"%s\" is not 'IP:port', 'auto' or \"\"",
+          c->metrics_listen);
     int rc;
     if ((rc = check_addresses(ctx, path, "seeds", &c->seeds, true, err, errlen))) return rc;
     if ((rc = check_addresses(ctx, path, "persistent_peers", &c->persistent_peers, true, err,

@@ -22,6 +22,11 @@
     STR(advertise, "", NULL, "Address peers should dial us at; empty = the listen address.")       \
     STR(data_dir, "var", NULL, "Directory for the key, store, lock and control socket.")           \
     STR(log_level, "info", "debug|info|warn|error", "Least severe level written to the log.")      \
+    STR(log_file, "", NULL,                                                                        \
+        "File to append the log to, reopened on SIGUSR1 (logrotate); empty = stderr (journald).")   \
+    STR(metrics_listen, "auto", NULL,                                                              \
+        "Prometheus /metrics over HTTP: 'IP:port'; 'auto' = the listen port + 1 on the listen IP " \
+        "if it is a loopback address, else on 127.0.0.1; empty = off.")                            \
     BOOL(masternode, false, "This node's key is a masternode key (announced in hello).")           \
     BOOL(allow_local_addresses, false,                                                             \
          "Accept loopback/private addresses from peer exchange (test and demo networks).")         \

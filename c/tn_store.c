@@ -34,6 +34,10 @@ static const char *MIGRATIONS[] = {
     "  version INTEGER NOT NULL,"
     "  data BLOB NOT NULL," /* tn_policy_state.c encoding */
     "  saved_at INTEGER NOT NULL);",
+    /* 3: peers added by the operator (`addnode`): dialed as persistent peers at every start */
+    "CREATE TABLE added_nodes ("
+    "  addr TEXT PRIMARY KEY," /* ip:port */
+    "  added_ms INTEGER NOT NULL);",
 };
 
 typedef struct {
