@@ -19,6 +19,7 @@ BENCHES=(
     "stream_encrypted|$BUILD/bench-stream"
     "hook_call|$BUILD/bench-hook"
     "reload_under_load|$BUILD/bench-reload"
+    "dedup|$BUILD/bench-dedup"
 )
 
 names() { for b in "${BENCHES[@]}"; do echo "${b%%|*}"; done; }
