@@ -6,7 +6,7 @@ SHELL := /bin/bash
 
 DEB_PKGS := build-essential pkg-config lua5.4 liblua5.4-dev libuv1-dev libsodium-dev \
 	libsqlite3-dev libcjson-dev lua-busted lua-luv lua-socket lua-cjson lua-dkjson lua-check \
-	lua-system clang libclang-rt-14-dev llvm-14
+	lua-system clang libclang-rt-14-dev llvm-14 prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PKG_MODS := libuv libsodium sqlite3 lua5.4 libcjson
 
@@ -28,7 +28,7 @@ UNIT_SRC := $(wildcard tests/unit/*.c)
 
 .PHONY: all deps run test asan bench fuzz clean format check-deps
 
-all: deps $(BUILD)/timenetd $(BUILD)/timenet.so $(BUILD)/unit-tests
+all: deps $(BUILD)/timenetd $(BUILD)/timenetctl $(BUILD)/timenet.so $(BUILD)/unit-tests
 
 # Installs the Debian packages that are missing (nothing when all are present).
 deps:
@@ -55,6 +55,12 @@ $(BUILD)/libtimenet.a: $(OBJ)
 $(BUILD)/timenetd: c/timenetd.c $(BUILD)/libtimenet.a
 	@echo "LD $@"
 	@$(CC) $(CFLAGS_COMMON) $< $(BUILD)/libtimenet.a $(LUA_LIB) $(LIBS) -o $@
+
+# The operator CLI: one lua5.4 script (LuaSocket, dkjson), copied so it runs from build/.
+$(BUILD)/timenetctl: lua/timenetctl.lua
+	@echo "GEN $@"
+	@mkdir -p $(@D)
+	@install -m 0755 $< $@
 
 # Lua binding of the codec and handshake, used by tests and the adversarial peer.
 # Not linked against liblua: the lua5.4 binary provides the API (TOOLCHAIN.md). Built from
@@ -93,6 +99,48 @@ $(BUILD)/bench-%: tests/bench/%.c $(wildcard tests/bench/*.h) $(BUILD)/libtimene
 # ONLY=name runs one bench and keeps the other entries of var/bench/results.json.
 bench: deps $(BENCH_BIN)
 	@BUILD=$(BUILD) tests/bench/run.sh $(ONLY)
+
+# `make install` (PREFIX=/usr/local, DESTDIR for staging): timenetd and timenetctl in BINDIR;
+# pristine policies, examples and docs in DATADIR; the systemd unit in UNITDIR; the operator's
+# config and policy copy in SYSCONFDIR/timenet, created only when absent (never overwritten).
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share/timenet
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+INSTALL_PATHS := sed -e 's|/usr/local/bin|$(BINDIR)|g' -e 's|/usr/local/etc|$(SYSCONFDIR)|g' \
+	-e 's|/usr/local/share/timenet|$(DATADIR)|g'
+
+.PHONY: install uninstall
+install: $(BUILD)/timenetd $(BUILD)/timenetctl
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/policies/lib $(DESTDIR)$(DATADIR)/examples \
+	  $(DESTDIR)$(DATADIR)/doc $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/timenet
+	install -m 0755 $(BUILD)/timenetd $(BUILD)/timenetctl $(DESTDIR)$(BINDIR)/
+	install -m 0644 policies/*.lua policies/README.md $(DESTDIR)$(DATADIR)/policies/
+	install -m 0644 policies/lib/*.lua $(DESTDIR)$(DATADIR)/policies/lib/
+	install -m 0644 examples/*.conf $(DESTDIR)$(DATADIR)/examples/
+	install -m 0644 README.md $(DESTDIR)$(DATADIR)/
+	install -m 0644 doc/*.md $(DESTDIR)$(DATADIR)/doc/
+	$(INSTALL_PATHS) examples/timenetd.service > $(DESTDIR)$(UNITDIR)/timenetd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/timenetd.service
+	@conf=$(DESTDIR)$(SYSCONFDIR)/timenet/timenetd.conf; if [ -e "$$conf" ]; then \
+	  echo "kept $$conf"; else $(INSTALL_PATHS) examples/timenetd.conf > "$$conf" && \
+	  chmod 0644 "$$conf" && echo "installed $$conf"; fi
+	@pol=$(DESTDIR)$(SYSCONFDIR)/timenet/policies; if [ -e "$$pol" ]; then \
+	  echo "kept $$pol (new defaults are in $(DATADIR)/policies)"; else \
+	  cp -R $(DESTDIR)$(DATADIR)/policies "$$pol" && echo "installed $$pol"; fi
+
+# Removes what install put in BINDIR, DATADIR and UNITDIR; SYSCONFDIR/timenet (the operator's
+# config and policies) and the data dir stay.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/timenetd $(DESTDIR)$(BINDIR)/timenetctl \
+	  $(DESTDIR)$(UNITDIR)/timenetd.service
+	rm -rf $(DESTDIR)$(DATADIR)
+
+# The configuration reference, generated from the key list (a spec checks it is current).
+.PHONY: doc
+doc: $(BUILD)/timenetd
+	./$(BUILD)/timenetd --print-config | lua5.4 lua/configdoc.lua > doc/config.md
 
 format:
 	clang-format -i c/*.c c/*.h tests/unit/*.c tests/unit/*.h

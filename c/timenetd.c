@@ -83,6 +83,11 @@ int main(int argc, char **argv)
     tn_log_level_t level = TN_LOG_INFO;
     tn_log_level_parse(cfg.log_level, &level);
     tn_log_init(cfg.node_name, level, cfg.log_fold_window, stderr);
+    if (cfg.log_file[0] && tn_log_open_file(cfg.log_file, err, sizeof err) != TN_OK) {
+        fprintf(stderr, "timenetd: %s\n", err);
+        tn_config_free(&cfg);
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     if (tn_crypto_init() != TN_OK) {
         tn_error("libsodium failed to initialise");
@@ -103,6 +108,7 @@ int main(int argc, char **argv)
     uv_run(&loop, UV_RUN_DEFAULT); /* close callbacks of what tn_node_free released */
     if (uv_loop_close(&loop) != 0) tn_warn("event loop closed with handles still open");
     if (rc == TN_OK) tn_info("Stopped");
+    tn_log_close();
     tn_config_free(&cfg);
     return rc == TN_OK ? 0 : 1;
 }

@@ -27,12 +27,15 @@ static int ban_row(void *ud, sqlite3_stmt *st)
     tn_node_t *n = ud;
     tn_addr_t ip;
     if (n->n_bans == TN_BANS_MAX) return 1;
-    if (tn_addr_parse_ip((const char *)sqlite3_column_text(st, 0), &ip) != TN_OK) return 0;
+    const char *text = (const char *)sqlite3_column_text(st, 0);
+    const char *reason = (const char *)sqlite3_column_text(st, 2);
+    /* SQLite lets a TEXT PRIMARY KEY hold NULL: a damaged or hand-edited store can. */
+    if (!text || tn_addr_parse_ip(text, &ip) != TN_OK) return 0;
     tn_ban_t *b = &n->bans[n->n_bans++];
     b->ip = ip;
     b->until_ms = (uint64_t)sqlite3_column_int64(st, 1);
     b->count = (uint32_t)sqlite3_column_int(st, 3);
-    snprintf(b->reason, sizeof b->reason, "%s", (const char *)sqlite3_column_text(st, 2));
+    snprintf(b->reason, sizeof b->reason, "%s", reason ? reason : "");
     return 0;
 }
 
@@ -94,6 +97,16 @@ int tn_bans_remove(tn_node_t *n, const tn_addr_t *a)
     *b = n->bans[--n->n_bans];
     if (n->store) tn_store_exec(n->store, "DELETE FROM bans WHERE ip = ?", "t", ip);
     return TN_OK;
+}
+
+int tn_bans_clear(tn_node_t *n)
+{
+    int active = 0;
+    uint64_t now = tn_wall_ms();
+    for (int i = 0; i < n->n_bans; i++) active += n->bans[i].until_ms > now;
+    n->n_bans = 0;
+    if (n->store) tn_store_exec(n->store, "DELETE FROM bans", "");
+    return active;
 }
 
 void tn_bans_free(tn_node_t *n)

@@ -128,6 +128,83 @@ bool tn_config_has(const tn_strlist_t *l, const char *s)
     return false;
 }
 
+/* Keys a running node applies on `config_reload` (tn_reload.c says how). Every key not
+ * listed needs a restart: identity, addresses, the data dir and the policy directory are
+ * bound to open handles. A new key is restart-only until it is added here. */
+static const char *const LIVE_KEYS[] = {
+    "log_level", "log_file", "log_fold_window", "allow_local_addresses", "max_peers",
+    "min_peers", "max_inbound_pending", "max_frame_size", "write_buffer_max",
+    "reconnect_max_attempts", "strike_limit", "missed_pongs_close", "connection_timeout",
+    "handshake_timeout", "reconnect_delay", "reconnect_backoff", "reconnect_cooldown",
+    "sync_interval", "heartbeat_interval", "pong_deadline", "status_interval",
+    "test_handshake_delay", "policy_budget", "policy_load_budget", "policy_memory_max",
+    "policy_state_max", "policy_breaker_errors", "policy_tick_interval",
+    "policy_reload_debounce", "ban_temporary", "ban_long", "seeds", "persistent_peers",
+    "whitelist", "features",
+};
+
+int tn_config_nkeys(void)
+{
+    return (int)NKEYS;
+}
+
+const char *tn_config_key_name(int i)
+{
+    return i >= 0 && i < (int)NKEYS ? KEYS[i].name : NULL;
+}
+
+bool tn_config_key_live(const char *name)
+{
+    for (size_t i = 0; i < TN_ARRAY_LEN(LIVE_KEYS); i++)
+        if (strcmp(LIVE_KEYS[i], name) == 0) return true;
+    return false;
+}
+
+bool tn_config_key_equal(const tn_config_t *a, const tn_config_t *b, int i)
+{
+    const cfg_key_t *k = &KEYS[i];
+    switch (k->type) {
+    case K_INT:
+        return *FIELD(a, k, const int64_t) == *FIELD(b, k, const int64_t);
+    case K_NUM:
+        return *FIELD(a, k, const double) == *FIELD(b, k, const double);
+    case K_BOOL:
+        return *FIELD(a, k, const bool) == *FIELD(b, k, const bool);
+    case K_STR:
+        return strcmp(*FIELD(a, k, char *const), *FIELD(b, k, char *const)) == 0;
+    case K_LIST: {
+        const tn_strlist_t *x = FIELD(a, k, const tn_strlist_t);
+        const tn_strlist_t *y = FIELD(b, k, const tn_strlist_t);
+        if (x->n != y->n) return false;
+        for (int j = 0; j < x->n; j++)
+            if (strcmp(x->v[j], y->v[j]) != 0) return false;
+        return true;
+    }
+    case K_NLIST: {
+        const tn_numlist_t *x = FIELD(a, k, const tn_numlist_t);
+        const tn_numlist_t *y = FIELD(b, k, const tn_numlist_t);
+        if (x->n != y->n) return false;
+        for (int j = 0; j < x->n; j++)
+            if (x->v[j] != y->v[j]) return false;
+        return true;
+    }
+    }
+    return false;
+}
+
+void tn_config_key_swap(tn_config_t *a, tn_config_t *b, int i)
+{
+    static const size_t SIZE[] = {sizeof(int64_t),     sizeof(double),      sizeof(bool),
+                                  sizeof(char *),      sizeof(tn_strlist_t), sizeof(tn_numlist_t)};
+    const cfg_key_t *k = &KEYS[i];
+    unsigned char tmp[sizeof(tn_numlist_t) > sizeof(tn_strlist_t) ? sizeof(tn_numlist_t)
+                                                                     : sizeof(tn_strlist_t)];
+    size_t n = SIZE[k->type];
+    memcpy(tmp, (char *)a + k->off, n);
+    memcpy((char *)a + k->off, (char *)b + k->off, n);
+    memcpy((char *)b + k->off, tmp, n);
+}
+
 /* ---- loading ---- */
 
 typedef struct {
@@ -434,7 +511,10 @@ static int cross_check(tn_config_t *c, const load_ctx_t *ctx, const char *path, 
                        size_t errlen)
 {
     tn_addr_t a;
-    CHECK(c->min_peers <= c->max_peers, "min_peers", "min_peers (%lld) is above max_peers (%lld)",
+    /* The line of whichever of the two the file set last (the other kept its default). */
+    CHECK(c->min_peers <= c->max_peers,
+          key_line(ctx, "min_peers") >= key_line(ctx, "max_peers") ? "min_peers" : "max_peers",
+          "min_peers (%lld) is above max_peers (%lld)",
           (long long)c->min_peers, (long long)c->max_peers);
     CHECK(tn_addr_parse(c->listen, &a) == 0, "listen",
           "listen \"%s\" is not 'IP:port' or '[IPv6]:port'", c->listen);
@@ -531,7 +611,8 @@ void tn_config_print(const tn_config_t *c, FILE *out)
                  "`timenetd --print-config`.\n");
     for (size_t i = 0; i < NKEYS; i++) {
         const cfg_key_t *k = &KEYS[i];
-        fprintf(out, "\n-- %s\n%s = ", k->doc, k->name);
+        fprintf(out, "\n-- %s%s\n%s = ", k->doc,
+                tn_config_key_live(k->name) ? " [live: applied by config reload]" : "", k->name);
         switch (k->type) {
         case K_INT:
             fprintf(out, "%lld", (long long)*FIELD(c, k, int64_t));

@@ -49,6 +49,14 @@ bool tn_config_has(const tn_strlist_t *l, const char *s);
  * a key that does not exist is an error, not nil. */
 struct lua_State;
 void tn_config_push(struct lua_State *L, const tn_config_t *c);
+/* Keys one by one (config reload, docs): count, name, whether a new value takes effect on
+ * `config_reload` without a restart (the list is in tn_config.c), equality of one key in two
+ * configs, and swapping one key's value between two configs (ownership goes with it). */
+int tn_config_nkeys(void);
+const char *tn_config_key_name(int i);
+bool tn_config_key_live(const char *name);
+bool tn_config_key_equal(const tn_config_t *a, const tn_config_t *b, int i);
+void tn_config_key_swap(tn_config_t *a, tn_config_t *b, int i);
 /* Milliseconds of a duration key, at least 1. */
 static inline uint64_t tn_config_ms(double seconds)
 {

@@ -4,6 +4,7 @@
 #include "tn_log.h"
 #include "tn_metrics.h"
 #include "tn_node.h"
+#include "tn_ops.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@ static int v_status(tn_node_t *n, const cJSON *req, cJSON *r)
     cJSON_AddStringToObject(r, "id", n->id_hex);
     cJSON_AddStringToObject(r, "listen", n->listening ? n->cfg->listen : "");
     cJSON_AddStringToObject(r, "data_dir", n->cfg->data_dir);
+    cJSON_AddStringToObject(r, "metrics", n->ops ? n->ops->metrics_addr : "");
     cJSON_AddStringToObject(r, "version", TN_VERSION);
     cJSON_AddNumberToObject(r, "protocol", TN_PROTO_VERSION);
     cJSON_AddNumberToObject(r, "pid", (double)getpid());
@@ -96,6 +98,7 @@ static void session_row(tn_node_t *n, tn_session_t *s, cJSON *row)
     cJSON_AddNumberToObject(row, "msgs_in", (double)s->msgs_in);
     cJSON_AddNumberToObject(row, "msgs_out", (double)s->msgs_out);
     cJSON_AddNumberToObject(row, "score", s->score);
+    cJSON_AddNumberToObject(row, "strikes", tn_strikes_total(n, &s->remote));
     tn_peer_t *p = s->peer;
     if (p) {
         if (p->tag[0]) cJSON_AddStringToObject(row, "tag", p->tag);
@@ -205,8 +208,19 @@ static int v_strikes(tn_node_t *n, const cJSON *req, cJSON *r)
 
 static int v_metrics(tn_node_t *n, const cJSON *req, cJSON *r)
 {
-    (void)n;
-    (void)req;
+    tn_ops_collect(n);
+    const char *format = arg_str(req, "format");
+    if (format && strcmp(format, "prometheus") == 0) {
+        tn_buf_t b;
+        tn_buf_init(&b, TN_HTTP_BODY_MAX);
+        int rc = tn_metrics_prometheus(&b);
+        if (rc == TN_OK) rc = tn_buf_append(&b, "", 1); /* NUL for cJSON */
+        if (rc == TN_OK) cJSON_AddStringToObject(r, "text", (const char *)b.p);
+        tn_buf_free(&b);
+        return rc == TN_OK ? 0 : tn_ctl_error(r, "exposition too large");
+    }
+    if (format && strcmp(format, "json") != 0)
+        return tn_ctl_error(r, "\"format\" must be json or prometheus");
     cJSON *m = cJSON_AddObjectToObject(r, "metrics");
     for (int i = 0; i < tn_metrics_count(); i++) {
         const tn_metric_t *x = tn_metrics_at(i);
@@ -265,11 +279,146 @@ static int v_bans(tn_node_t *n, const cJSON *req, cJSON *r)
     return 0;
 }
 
+/* ban: {"addr": IP, "seconds": n} (default ban_long); unban: {"addr": IP}; clearbans. */
+static int v_ban(tn_node_t *n, const cJSON *req, cJSON *r)
+{
+    tn_addr_t a;
+    if (arg_addr(req, r, "addr", &a, false)) return -1;
+    a.port = 0;
+    const cJSON *sec = cJSON_GetObjectItemCaseSensitive(req, "seconds");
+    double seconds = cJSON_IsNumber(sec) ? sec->valuedouble : n->cfg->ban_long;
+    if (!(seconds >= 1 && seconds <= 315360000))
+        return tn_ctl_error(r, "\"seconds\" must be 1 to 315360000 (10 years)");
+    if (tn_node_whitelisted(n, &a)) return tn_ctl_error(r, "address is whitelisted");
+    const char *reason = arg_str(req, "reason");
+    char why[96];
+    snprintf(why, sizeof why, "operator%s%.80s", reason ? ": " : "", reason ? reason : "");
+    tn_bans_add(n, &a, seconds, why);
+    for (int i = 0; i < n->n_bans; i++)
+        if (tn_addr_same_ip(&n->bans[i].ip, &a))
+            cJSON_AddNumberToObject(r, "remaining_s",
+                                    (double)(n->bans[i].until_ms - tn_wall_ms()) / 1000.0);
+    return 0;
+}
+
+static int v_unban(tn_node_t *n, const cJSON *req, cJSON *r)
+{
+    tn_addr_t a;
+    if (arg_addr(req, r, "addr", &a, false)) return -1;
+    if (!tn_bans_active(n, &a)) return tn_ctl_error(r, "address is not banned");
+    tn_bans_remove(n, &a);
+    char ip[TN_ADDR_STRLEN];
+    tn_addr_fmt_ip(&a, ip);
+    tn_info("Unbanned %s (operator)", ip);
+    return 0;
+}
+
+static int v_clearbans(tn_node_t *n, const cJSON *req, cJSON *r)
+{
+    (void)req;
+    int count = tn_bans_clear(n);
+    tn_info("Cleared all bans (operator): %d were active", count);
+    cJSON_AddNumberToObject(r, "cleared", count);
+    return 0;
+}
+
+/* addnode: {"addr": "IP:port", "action": "add"|"remove"|"onetry"} as in bitcoin-cli. */
+static int v_addnode(tn_node_t *n, const cJSON *req, cJSON *r)
+{
+    tn_addr_t a;
+    if (arg_addr(req, r, "addr", &a, true)) return -1;
+    const char *action = arg_str(req, "action");
+    if (!action) action = "add";
+    int rc;
+    if (strcmp(action, "onetry") == 0)
+        rc = tn_targets_dial(n, &a, false);
+    else if (strcmp(action, "add") == 0)
+        rc = tn_addnodes_add(n, &a);
+    else if (strcmp(action, "remove") == 0)
+        rc = tn_addnodes_remove(n, &a);
+    else
+        return tn_ctl_error(r, "\"action\" must be add, remove or onetry");
+    switch (rc) {
+    case TN_OK:
+        return 0;
+    case TN_EALREADY:
+        return tn_ctl_error(r, strcmp(action, "add") == 0 ? "node already added"
+                                                          : "already connected or dialing");
+    case TN_ENOTFOUND:
+        return tn_ctl_error(r, "node has not been added");
+    case TN_ESELF:
+        return tn_ctl_error(r, "address is this node");
+    case TN_ELIMIT:
+        return tn_ctl_error(r, "address is banned or blocked");
+    case TN_ENOMEM:
+        return tn_ctl_error(r, "too many added nodes (%d)", TN_ADDNODES_MAX);
+    default:
+        return tn_ctl_error(r, "addnode failed: %s", tn_strerror(rc));
+    }
+}
+
+static int v_addednodes(tn_node_t *n, const cJSON *req, cJSON *r)
+{
+    (void)req;
+    tn_addnodes_list(n, cJSON_AddArrayToObject(r, "nodes"));
+    return 0;
+}
+
+static void config_reload_done(void *ud, bool ok, cJSON *res)
+{
+    tn_ctl_hold_t *h = ud;
+    tn_ctl_answer(*h, res, ok);
+    free(h);
+}
+
+/* Answers once the new values are in force (or why nothing changed). */
+static int v_config_reload(tn_node_t *n, const cJSON *req, cJSON *r)
+{
+    (void)req;
+    tn_ctl_hold_t *h = malloc(sizeof(*h));
+    if (!h) return tn_ctl_error(r, "out of memory");
+    *h = tn_ctl_hold(n);
+    tn_reload_config(n, "control socket", config_reload_done, h);
+    return TN_CTL_LATER;
+}
+
+/* The config in force, as a loadable file with every key and its documentation. */
+static int v_config(tn_node_t *n, const cJSON *req, cJSON *r)
+{
+    (void)req;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return tn_ctl_error(r, "out of memory");
+    tn_config_print(n->cfg, f);
+    fclose(f);
+    cJSON_AddStringToObject(r, "file", n->cfg->path ? n->cfg->path : "");
+    cJSON_AddStringToObject(r, "config", text ? text : "");
+    free(text);
+    return 0;
+}
+
+static void on_stop_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void on_stop_timer(uv_timer_t *t)
+{
+    tn_node_stop(t->data, "control socket");
+    uv_close((uv_handle_t *)t, on_stop_closed);
+}
+
+/* Stops on the next loop iteration, so the reply reaches the client before the control
+ * socket closes. */
 static int v_stop(tn_node_t *n, const cJSON *req, cJSON *r)
 {
     (void)req;
-    (void)r;
-    tn_node_stop(n, "control socket");
+    uv_timer_t *t = malloc(sizeof(*t));
+    if (!t) return tn_ctl_error(r, "out of memory");
+    uv_timer_init(n->loop, t);
+    t->data = n;
+    uv_timer_start(t, on_stop_timer, 0, 0);
     return 0;
 }
 
@@ -289,10 +438,19 @@ static const struct {
     {"unblock", v_unblock, "{\"addr\":\"IP\"} lift a block"},
     {"blocked", v_blocked, "blocked IPs"},
     {"strikes", v_strikes, "misbehaviour counts per IP"},
-    {"metrics", v_metrics, "every metric by name"},
+    {"metrics", v_metrics, "every metric by name; {\"format\":\"prometheus\"}: the exposition"},
     {"policy_status", v_policy_status, "policy generation, per-hook calls/errors, breaker"},
     {"policy_reload", v_policy_reload, "reload the policy now; answers when done or rejected"},
     {"bans", v_bans, "active bans"},
+    {"ban", v_ban, "{\"addr\":\"IP\",\"seconds\":n,\"reason\":\"..\"} ban (default ban_long)"},
+    {"unban", v_unban, "{\"addr\":\"IP\"} lift a ban"},
+    {"clearbans", v_clearbans, "lift every ban"},
+    {"addnode", v_addnode,
+     "{\"addr\":\"IP:port\",\"action\":\"add|remove|onetry\"} keep a peer connected, stored"},
+    {"addednodes", v_addednodes, "peers added with addnode"},
+    {"config_reload", v_config_reload,
+     "re-read the config file: live keys apply now, others are listed as needing a restart"},
+    {"config", v_config, "the config in force, as a config file"},
     {"stop", v_stop, "graceful shutdown"},
 };
 

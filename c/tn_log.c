@@ -1,6 +1,7 @@
 /* Log formatting and folding of repeats (see tn_log.h). */
 #include "tn_log.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <time.h>
 
@@ -18,7 +19,9 @@ static struct {
     uint64_t window_ms;
     FILE *out;
     fold_t folds[TN_LOG_FOLD_SLOTS];
-} g = {"timenet", TN_LOG_INFO, 10000, NULL, {{0}}};
+    FILE *file;      /* log_file, when set: owned here */
+    char path[4096]; /* its path, for reopening */
+} g = {"timenet", TN_LOG_INFO, 10000, NULL, {{0}}, NULL, ""};
 
 static const char *LEVELS[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
@@ -34,6 +37,53 @@ void tn_log_init(const char *node_name, tn_log_level_t level, double fold_window
 void tn_log_set_level(tn_log_level_t level)
 {
     g.level = level;
+}
+
+void tn_log_set_fold_window(double fold_window_s)
+{
+    g.window_ms = (uint64_t)(fold_window_s * 1000.0);
+}
+
+static FILE *open_append(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        snprintf(err, errlen, "cannot open log file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    return f;
+}
+
+int tn_log_open_file(const char *path, char *err, size_t errlen)
+{
+    if (strlen(path) >= sizeof g.path) {
+        snprintf(err, errlen, "log file path is too long");
+        return TN_ETOOBIG;
+    }
+    FILE *f = open_append(path, err, errlen);
+    if (!f) return TN_EIO;
+    tn_log_close();
+    snprintf(g.path, sizeof g.path, "%s", path);
+    g.file = g.out = f;
+    return TN_OK;
+}
+
+int tn_log_reopen(char *err, size_t errlen)
+{
+    if (!g.file) return TN_OK; /* stderr: nothing to reopen */
+    FILE *f = open_append(g.path, err, errlen);
+    if (!f) return TN_EIO;
+    fclose(g.file);
+    g.file = g.out = f;
+    return TN_OK;
+}
+
+void tn_log_close(void)
+{
+    if (g.file) fclose(g.file);
+    if (g.out == g.file) g.out = NULL;
+    g.file = NULL;
+    g.path[0] = 0;
 }
 
 int tn_log_level_parse(const char *s, tn_log_level_t *out)

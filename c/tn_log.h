@@ -17,6 +17,13 @@ typedef enum { TN_LOG_DEBUG, TN_LOG_INFO, TN_LOG_WARN, TN_LOG_ERROR } tn_log_lev
 
 void tn_log_init(const char *node_name, tn_log_level_t level, double fold_window_s, FILE *out);
 void tn_log_set_level(tn_log_level_t level);
+void tn_log_set_fold_window(double fold_window_s);
+/* Appends to path instead of the init stream (log_file). tn_log_reopen opens the path again
+ * (SIGUSR1, after logrotate moved the file); on failure the old stream stays and err says
+ * why. tn_log_close falls back to stderr. */
+int tn_log_open_file(const char *path, char *err, size_t errlen);
+int tn_log_reopen(char *err, size_t errlen);
+void tn_log_close(void);
 int tn_log_level_parse(const char *s, tn_log_level_t *out);
 void tn_log(tn_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* For periodic reports (the status line): never folded, each one is news. */

@@ -2,9 +2,11 @@
  * start-up or once per new label value, never per message. */
 #include "tn_metrics.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static tn_metric_t g_metrics[TN_METRICS_MAX];
 static int g_n;
@@ -92,6 +94,16 @@ static int appendf(tn_buf_t *b, const char *fmt, ...)
     return tn_buf_append(b, tmp, (size_t)TN_MIN(n, (int)sizeof tmp - 1));
 }
 
+/* Shortest text that reads back as v (0.0025, not 0.0025000000000000001). */
+static const char *num(char out[32], double v)
+{
+    if (isnan(v)) return "NaN";
+    if (isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+    snprintf(out, 32, "%.15g", v);
+    if (strtod(out, NULL) != v) snprintf(out, 32, "%.17g", v);
+    return out;
+}
+
 /* family = name without labels; labels = the text inside braces or "" */
 static void split(const char *name, char *family, char *labels)
 {
@@ -143,23 +155,26 @@ int tn_metrics_prometheus(tn_buf_t *out)
             rc |= appendf(out, "# HELP %s %s\n# TYPE %s %s\n", fam, m->help ? m->help : fam, fam,
                           types[m->kind]);
         if (m->kind != TN_METRIC_HISTOGRAM) {
-            rc |= appendf(out, "%s %.17g\n", m->name, m->value);
+            char v[32];
+            rc |= appendf(out, "%s %s\n", m->name, num(v, m->value));
             continue;
         }
         uint64_t cum = 0;
         const char *sep = lab[0] ? "," : "";
         for (int b = 0; b <= m->nbuckets; b++) {
             cum += m->counts[b];
+            char v[32];
             if (b < m->nbuckets)
-                rc |= appendf(out, "%s_bucket{%s%sle=\"%.17g\"} %llu\n", fam, lab, sep,
-                              m->bounds[b], (unsigned long long)cum);
+                rc |= appendf(out, "%s_bucket{%s%sle=\"%s\"} %llu\n", fam, lab, sep,
+                              num(v, m->bounds[b]), (unsigned long long)cum);
             else
                 rc |= appendf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", fam, lab, sep,
                               (unsigned long long)cum);
         }
         const char *lo = lab[0] ? "{" : "", *lc = lab[0] ? "}" : "";
-        rc |= appendf(out, "%s_sum%s%s%s %.17g\n%s_count%s%s%s %llu\n", fam, lo, lab, lc, m->sum,
-                      fam, lo, lab, lc, (unsigned long long)m->count);
+        char v[32];
+        rc |= appendf(out, "%s_sum%s%s%s %s\n%s_count%s%s%s %llu\n", fam, lo, lab, lc,
+                      num(v, m->sum), fam, lo, lab, lc, (unsigned long long)m->count);
     }
     return rc ? TN_ENOMEM : TN_OK;
 }

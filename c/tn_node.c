@@ -6,6 +6,7 @@
 #include "tn_ctl.h"
 #include "tn_log.h"
 #include "tn_metrics.h"
+#include "tn_ops.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -671,6 +672,10 @@ int tn_node_start(tn_node_t *n, uv_loop_t *loop, tn_config_t *cfg, char *err, si
             cfg->network, n->listening ? cfg->listen : "(none)", tn_node_short_id(n->id, sid),
             created ? " (new key)" : "", cfg->data_dir);
     tn_targets_start(n);
+    if ((rc = tn_ops_start(n, err, errlen))) { /* metrics, signals, systemd READY=1 */
+        tn_node_stop(n, "start failed");
+        return rc;
+    }
     return TN_OK;
 }
 
@@ -678,6 +683,7 @@ void tn_node_stop(tn_node_t *n, const char *why)
 {
     if (n->stopping) return;
     n->stopping = true;
+    tn_ops_stop(n);
     tn_info("Shutting down (%s): closing %d sessions", why, n->n_sessions);
     while (n->sessions) tn_session_close(n->sessions, TN_CLOSE_LOCAL, "shutdown");
     if (n->listening) uv_close((uv_handle_t *)&n->listener, NULL);
@@ -706,6 +712,7 @@ void tn_node_free(tn_node_t *n)
     tn_strikes_free(n);
     tn_bans_free(n);
     tn_policy_free(n->policy);
+    tn_ops_free(n);
     n->policy = NULL;
     tn_datadir_close(&n->dir);
     tn_log_flush(1);

@@ -16,6 +16,7 @@
 
 typedef struct tn_node tn_node_t;
 typedef struct tn_ctl tn_ctl_t;
+typedef struct tn_ops tn_ops_t;
 
 /* One record per remote node identity seen in this run. Bound: TN_PEERS_MAX records
  * without a session; older ones are dropped first. */
@@ -108,6 +109,7 @@ struct tn_node {
     tn_ban_t *bans;
     int n_bans;
     tn_policy_t *policy;
+    tn_ops_t *ops; /* metrics endpoint, signals, systemd, config reload (tn_ops.h) */
     uint64_t height; /* chain height (0 until the chain module lands) */
 };
 
@@ -134,6 +136,10 @@ const char *tn_node_short_id(const uint8_t id[TN_ID_LEN], char out[9]);
 int tn_node_masternodes(const tn_node_t *n);
 
 /* tn_targets.c */
+/* Makes addr a persistent target (dialing it unless connected); TN_ESELF, TN_ELIMIT. */
+int tn_targets_persist(tn_node_t *n, const tn_addr_t *addr);
+/* Stops redialing addr (its session, if any, stays); TN_ENOTFOUND if it was not persistent. */
+int tn_targets_unpersist(tn_node_t *n, const tn_addr_t *addr);
 /* Dials addr unless a session or dial to it (or to the identity last seen there) exists:
  * TN_EALREADY, TN_ESELF (address is this node), TN_ELIMIT (blocked). */
 int tn_targets_dial(tn_node_t *n, const tn_addr_t *addr, bool persistent);
@@ -170,6 +176,8 @@ bool tn_bans_active(tn_node_t *n, const tn_addr_t *a);
 /* Bans the IP (never a whitelisted one) and closes its sessions; logs once per ban. */
 void tn_bans_add(tn_node_t *n, const tn_addr_t *a, double seconds, const char *reason);
 int tn_bans_remove(tn_node_t *n, const tn_addr_t *a);
+/* Lifts every ban (and forgets the counts); returns how many were active. */
+int tn_bans_clear(tn_node_t *n);
 void tn_bans_free(tn_node_t *n);
 
 /* Called every policy_tick_interval: refreshes every session's score. */

@@ -90,11 +90,19 @@ int tn_policy_start(tn_policy_t **out, tn_node_t *n, char *err, size_t errlen);
  * tn_policy_free, which comes after the loop has ended. */
 void tn_policy_stop(tn_policy_t *p);
 void tn_policy_free(tn_policy_t *p);
-/* Starts a rebuild (directory change, SIGHUP, control socket). done(ud, ok, msg) is called
- * on the loop when it ends; may be NULL. */
+/* Starts a rebuild (directory change, SIGHUP via tn_reload.c, control socket).
+ * done(ud, ok, msg) is called on the loop when it ends; may be NULL. */
 void tn_policy_reload(tn_policy_t *p, const char *why,
                       void (*done)(void *ud, bool ok, const char *msg), void *ud);
 void tn_policy_status(tn_policy_t *p, cJSON *out);
+/* True while a generation is built off the loop: the build reads the node's config, so a
+ * config reload waits for it to end (tn_reload.c). */
+bool tn_policy_building(const tn_policy_t *p);
+/* After a config reload changed the node's config: re-reads limits and the tick interval.
+ * (tn.config of the running generation changes with the next reload.) */
+void tn_policy_config_changed(tn_policy_t *p);
+/* Refreshes the metrics derived from the host's counters (per-hook calls, breaker). */
+void tn_policy_collect(tn_policy_t *p);
 /* Saves persistent policy state to the store now (shutdown, periodic). */
 void tn_policy_save_state(tn_policy_t *p);
 /* --check-policy: builds a generation synchronously; 0 or TN_EINVAL with err. */

@@ -63,11 +63,32 @@ static void failed(tn_policy_t *p, tn_hook_t h, const char *why)
     }
 }
 
+/* One call in TN_HOOK_TIMING_EVERY (the first included) is timed into a latency histogram
+ * per hook: two clock reads on every call would cost more than some hooks do. */
+#define TN_HOOK_TIMING_EVERY 64
+
+static void observe_latency(tn_hook_t h, uint64_t ns)
+{
+    static tn_metric_t *hist[TN_HOOK__COUNT];
+    static const double bounds[] = {1e-6,   2.5e-6, 5e-6,   1e-5, 2.5e-5, 5e-5,   1e-4, 2.5e-4,
+                                    5e-4,   1e-3,   2.5e-3, 5e-3, 1e-2,   2.5e-2, 5e-2, 0.1};
+    if (!hist[h]) {
+        char name[TN_METRIC_NAME_MAX];
+        snprintf(name, sizeof name, "tn_policy_hook_duration_seconds{hook=\"%s\"}",
+                 tn_hook_name(h));
+        hist[h] = tn_metric_histogram(name, "Policy hook call time, sampled 1 in 64 calls",
+                                      bounds, (int)TN_ARRAY_LEN(bounds));
+    }
+    tn_metric_observe(hist[h], (double)ns / 1e9);
+}
+
 bool tn_hook_run(tn_policy_t *p, tn_hook_t h, int nargs, int nres)
 {
     tn_policy_gen_t *g = p->gen;
-    p->stats[h].calls++;
+    bool timed = p->stats[h].calls++ % TN_HOOK_TIMING_EVERY == 0;
+    uint64_t t0 = timed ? uv_hrtime() : 0;
     int rc = tn_policy_pcall(g, nargs, nres, g->lim.budget_s);
+    if (timed) observe_latency(h, uv_hrtime() - t0);
     tn_policy_peer_clear(g);
     if (rc != LUA_OK) {
         const char *why = lua_tostring(g->L, -1);

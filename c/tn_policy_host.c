@@ -207,12 +207,6 @@ static void on_dir_event(uv_fs_event_t *h, const char *filename, int events, int
                    0);
 }
 
-static void on_sighup(uv_signal_t *h, int signum)
-{
-    (void)signum;
-    tn_policy_reload(h->data, "SIGHUP", NULL, NULL);
-}
-
 static void on_tick_timer(uv_timer_t *t)
 {
     tn_policy_t *p = t->data;
@@ -273,9 +267,7 @@ int tn_policy_start(tn_policy_t **out, tn_node_t *n, char *err, size_t errlen)
     uv_timer_init(n->loop, &p->debounce);
     uv_timer_init(n->loop, &p->tick);
     uv_timer_init(n->loop, &p->timers);
-    uv_signal_init(n->loop, &p->sighup);
-    p->debounce.data = p->tick.data = p->timers.data = p->sighup.data = p;
-    uv_signal_start(&p->sighup, on_sighup, SIGHUP);
+    p->debounce.data = p->tick.data = p->timers.data = p; /* SIGHUP: tn_reload.c */
     uint64_t tick = tn_config_ms(c->policy_tick_interval);
     uv_timer_start(&p->tick, on_tick_timer, tick, tick);
     if (uv_fs_event_init(n->loop, &p->watch) == 0) {
@@ -327,11 +319,10 @@ void tn_policy_stop(tn_policy_t *p)
     notify(p->next_waiting, false, "node is stopping");
     notify(p->waiting, false, "node is stopping"); /* before the control socket goes */
     p->next_waiting = p->waiting = NULL;
-    p->n_open_handles = 4 + (p->watch_init ? 1 : 0);
+    p->n_open_handles = 3 + (p->watch_init ? 1 : 0);
     uv_close((uv_handle_t *)&p->debounce, on_closed);
     uv_close((uv_handle_t *)&p->tick, on_closed);
     uv_close((uv_handle_t *)&p->timers, on_closed);
-    uv_close((uv_handle_t *)&p->sighup, on_closed);
     if (p->watch_init) uv_close((uv_handle_t *)&p->watch, on_closed);
 }
 
@@ -364,6 +355,34 @@ void tn_policy_status(tn_policy_t *p, cJSON *o)
         cJSON_AddNumberToObject(x, "errors", (double)p->stats[h].errors);
         cJSON_AddNumberToObject(x, "fallbacks", (double)p->stats[h].fallbacks);
     }
+}
+
+bool tn_policy_building(const tn_policy_t *p)
+{
+    return p && p->building;
+}
+
+void tn_policy_config_changed(tn_policy_t *p)
+{
+    if (!p || p->stopping) return;
+    limits_of(p->node->cfg, &p->lim); /* safe: no build in flight (tn_reload.c waits) */
+    uint64_t tick = tn_config_ms(p->node->cfg->policy_tick_interval);
+    if (uv_timer_get_repeat(&p->tick) != tick) uv_timer_start(&p->tick, on_tick_timer, tick, tick);
+}
+
+void tn_policy_collect(tn_policy_t *p)
+{
+    if (!p) return;
+    for (int h = 0; h < TN_HOOK__COUNT; h++)
+        tn_metric_set(tn_metric_counterf("Policy hook calls, errors and C-default fallbacks",
+                                         "tn_policy_hook_calls_total{hook=\"%s\"}",
+                                         tn_hook_name((tn_hook_t)h)),
+                      (double)p->stats[h].calls);
+    tn_metric_set(tn_metric_gauge("tn_policy_breaker_open",
+                                  "1 while the policy circuit breaker is open (C defaults apply)"),
+                  p->breaker_open ? 1 : 0);
+    tn_metric_set(tn_metric_gauge("tn_policy_active", "1 while a policy generation is in force"),
+                  p->gen ? 1 : 0);
 }
 
 int tn_policy_check(const char *dir, const void *cfg, char *err, size_t errlen)

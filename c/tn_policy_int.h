@@ -103,7 +103,6 @@ struct tn_policy {
     uv_fs_event_t watch;
     bool watching;
     uv_timer_t debounce, tick, timers;
-    uv_signal_t sighup;
     uv_work_t work;
     bool building, rebuild_pending, stopping;
     tn_policy_gen_t *built;

@@ -3,6 +3,8 @@
  * write per session per loop iteration. */
 #include "tn_session.h"
 
+#include "tn_traffic.h"
+
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,12 +212,16 @@ tn_buf_t *tn_session_batch(tn_session_t *s, size_t need)
             return NULL;
         s->wbuf.len = TN_FRAME_HDR_LEN;
     }
+    s->msg_off = s->wbuf.len;
     return &s->wbuf;
 }
 
 int tn_session_sent(tn_session_t *s)
 {
     s->msgs_out++;
+    if (s->wbuf.len >= s->msg_off + TN_MSG_HDR_LEN)
+        tn_traffic_out(tn_get_u16(s->wbuf.p + s->msg_off),
+                       (uint32_t)(s->wbuf.len - s->msg_off - TN_MSG_HDR_LEN));
     if (tn_session_backlog(s) > s->net->write_buffer_max) {
         tn_session_close(s, TN_CLOSE_BACKLOG, "peer is not reading (write buffer full)");
         return TN_ENOMEM;
@@ -328,6 +334,7 @@ static void handle_frame(tn_session_t *s, uint8_t *ct, uint32_t clen)
     int rc;
     while ((rc = tn_msg_next(ct, plen, &off, &type, &payload, &len)) == 1) {
         s->msgs_in++;
+        tn_traffic_in(type, len);
         if (type == TN_MSG_AUTH) {
             tn_session_close(s, TN_CLOSE_PROTOCOL, "auth message after the handshake");
             return;

@@ -99,6 +99,7 @@ struct tn_session {
     /* write side */
     tn_buf_t wbuf; /* [4 header][messages...] being batched */
     size_t queued; /* bytes handed to libuv and not yet written */
+    size_t msg_off; /* where the message being appended starts (traffic metrics) */
     tn_session_t *dirty_next;
     bool dirty;
     /* counters */
@@ -118,6 +119,8 @@ struct tn_session {
     double rtt_ms;
     uint32_t pings, pongs, late, missed, missed_run;
     double score; /* from the score hook, refreshed every policy tick */
+    void *relay;  /* tn_relay_peer_t, allocated when inventory first flows */
+    bool sync_stalled; /* failed us as sync peer; skipped until it answers heights again */
 };
 
 int tn_net_init(tn_net_t *net, uv_loop_t *loop, const tn_session_cbs_t *cbs, void *owner);

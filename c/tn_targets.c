@@ -113,6 +113,31 @@ int tn_targets_dial(tn_node_t *n, const tn_addr_t *addr, bool persistent)
     return dial_now(n, t);
 }
 
+int tn_targets_persist(tn_node_t *n, const tn_addr_t *addr)
+{
+    int rc = tn_targets_dial(n, addr, true);
+    if (rc != TN_EALREADY || find(n, addr)) return rc == TN_EALREADY ? TN_OK : rc;
+    /* Connected already without a target (say, the peer dialed us): track it, with the
+     * identity there, so a loss is redialed. */
+    tn_target_t *t = add(n, addr, true);
+    if (!t) return TN_ENOMEM;
+    for (tn_peer_t *p = n->peers; p; p = p->next)
+        if (p->session && tn_addr_eq(&p->addr, addr)) {
+            t->id_known = true;
+            memcpy(t->id, p->id, TN_ID_LEN);
+        }
+    return TN_OK;
+}
+
+int tn_targets_unpersist(tn_node_t *n, const tn_addr_t *addr)
+{
+    tn_target_t *t = find(n, addr);
+    if (!t || !t->persistent) return TN_ENOTFOUND;
+    t->persistent = false;
+    if (!t->dial && !t->self) drop(n, t); /* a dial in flight drops it when it ends */
+    return TN_OK;
+}
+
 static void on_redial(uv_timer_t *timer)
 {
     tn_target_t *t = timer->data;

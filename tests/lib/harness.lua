@@ -30,6 +30,8 @@ H.DEFAULTS = {
     store_flush_interval = 0.05,
     allow_local_addresses = true,
     log_level = "info",
+    metrics_listen = "", -- "auto" (listen port + 1) could take another node's port; specs that
+                         -- scrape set an address from H.free_port
 }
 
 local live = {} -- every process started, for the last-resort cleanup below
@@ -134,7 +136,8 @@ function Node:write_config()
     write_file(self:config_path(), H.config_text(self.cfg))
 end
 
--- Starts the process. opts.args replaces the arguments (default: --config FILE).
+-- Starts the process. opts.args replaces the arguments (default: --config FILE); opts.env
+-- = { NAME = value } adds environment variables (the process runs through env(1)).
 function Node:start(opts)
     assert(not self:running(), self.name .. " is already running")
     opts = opts or {}
@@ -142,7 +145,15 @@ function Node:start(opts)
     local fd = assert(uv.fs_open(self.log_path, "a", 420))
     self.exit_code, self.exit_signal = nil, nil
     local args = opts.args or { "--config", self:config_path() }
-    local handle, pid = uv.spawn(H.BIN, { args = args, stdio = { nil, fd, fd } },
+    local file = H.BIN
+    if opts.env then
+        local env_args = {}
+        for k, v in pairs(opts.env) do env_args[#env_args + 1] = k .. "=" .. v end
+        env_args[#env_args + 1] = H.BIN
+        for _, a in ipairs(args) do env_args[#env_args + 1] = a end
+        file, args = "env", env_args
+    end
+    local handle, pid = uv.spawn(file, { args = args, stdio = { nil, fd, fd } },
         function(code, signal)
             self.exit_code, self.exit_signal = code, signal
             live[self] = nil
