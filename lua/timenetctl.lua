@@ -145,11 +145,12 @@ local function data_dir_of(config)
     return type(env.data_dir) == "string" and env.data_dir or "var"
 end
 
+-- Is there something at path? A socket cannot be opened as a file: renaming it to itself
+-- succeeds when it exists, and fails with "No such file" only when it does not (a directory
+-- we may not enter means it may exist: connecting will say why not).
 local function exists(path)
-    local f = io.open(path, "r")
-    if f then f:close() end
-    -- a socket cannot be opened as a file; ask the shell-free way: os.rename to itself
-    return f ~= nil or os.rename(path, path) == true
+    local ok, err = os.rename(path, path)
+    return ok == true or not tostring(err):find("No such file", 1, true)
 end
 
 local function socket_path(opts)
