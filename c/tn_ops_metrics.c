@@ -42,6 +42,9 @@ void tn_ops_metrics_start(tn_node_t *n)
     g_lag_last = tn_metric_gauge("tn_loop_lag_last_seconds", "The latest loop lateness measured");
     uv_timer_start(&n->ops->lag_timer, on_lag, TN_LAG_INTERVAL_MS, TN_LAG_INTERVAL_MS);
     uv_unref((uv_handle_t *)&n->ops->lag_timer);
+    /* Series that exist from the start read 0 rather than missing (rate() needs both). */
+    tn_metric_counter("tn_config_reloads_total{result=\"ok\"}", "Config reloads by result");
+    tn_metric_counter("tn_config_reloads_total{result=\"rejected\"}", "Config reloads by result");
     tn_metric_set(tn_metric_gauge("tn_start_time_seconds", "Unix time the node started"),
                   (double)tn_wall_ms() / 1000.0);
     char name[TN_METRIC_NAME_MAX];
