@@ -20,6 +20,8 @@ BENCHES=(
     "hook_call|$BUILD/bench-hook"
     "reload_under_load|$BUILD/bench-reload"
     "dedup|$BUILD/bench-dedup"
+    "relay_signed|$BUILD/bench-relay_signed"
+    "relay_unsigned|$BUILD/bench-relay_unsigned"
 )
 
 names() { for b in "${BENCHES[@]}"; do echo "${b%%|*}"; done; }
