@@ -53,6 +53,8 @@ void tn_ops_metrics_start(tn_node_t *n)
     tn_metric_set(tn_metric_gauge(name, "Build and network of this node (value 1)"), 1);
 }
 
+/* The role the peer announced in its hello. The chain module's verified set
+ * (tn_chain_is_masternode, what the peers verb shows once it lands) should decide here too. */
 static bool is_masternode(const tn_session_t *s)
 {
     return s->hello && (s->their_flags & TN_HELLO_F_MASTERNODE);
