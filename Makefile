@@ -66,7 +66,7 @@ $(BUILD)/timenetctl: lua/timenetctl.lua
 # Not linked against liblua: the lua5.4 binary provides the API (TOOLCHAIN.md). Built from
 # the codec sources without sanitizers even in the asan build: it is test tooling loaded
 # into lua5.4, and an ASan module would need the runtime preloaded into every process.
-CODEC_SRC := c/tn_common.c c/tn_buf.c c/tn_addr.c c/tn_proto.c c/tn_crypto.c
+CODEC_SRC := c/tn_common.c c/tn_buf.c c/tn_addr.c c/tn_proto.c c/tn_crypto.c c/tn_tx.c
 $(BUILD)/timenet.so: c/lua_timenet.c $(CODEC_SRC) $(HDR)
 	@echo "LD $@"
 	@$(CC) $(filter-out $(SAN),$(CFLAGS_COMMON)) -shared $< $(CODEC_SRC) \

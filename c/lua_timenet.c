@@ -2,6 +2,7 @@
  * the adversarial peer (tests/lib/advpeer.lua). Thin wrappers over tn_proto/tn_crypto, with
  * every field settable so a test can send what a correct node never would. */
 #include "tn_crypto.h"
+#include "tn_tx.h"
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -486,6 +487,110 @@ static int l_u64_decode(lua_State *L)
 }
 
 /* msg_name(type) -> "hello", ... or nil for a type this build does not know */
+/* ---- transactions and blocks (tn_tx.h) ---- */
+
+/* tx(sk64, expiry_s, nonce, payload) -> raw signed transaction, id (32) */
+static int l_tx(lua_State *L)
+{
+    const uint8_t *sk = check_bytes(L, 1, 64, "secret key");
+    lua_Integer expiry = luaL_checkinteger(L, 2), nonce = luaL_checkinteger(L, 3);
+    size_t pl;
+    const char *payload = luaL_optlstring(L, 4, "", &pl);
+    tn_buf_t b;
+    tn_buf_init(&b, 64u << 20);
+    int rc = tn_tx_build(&b, sk, (uint64_t)expiry, (uint64_t)nonce, payload, (uint32_t)pl);
+    if (rc) {
+        tn_buf_free(&b);
+        return luaL_error(L, "tx: %s", tn_strerror(rc));
+    }
+    tn_tx_t tx;
+    tn_tx_parse(b.p, (uint32_t)b.len, UINT32_MAX, &tx);
+    lua_pushlstring(L, (const char *)b.p, b.len);
+    lua_pushlstring(L, (const char *)tx.id, 32);
+    tn_buf_free(&b);
+    return 2;
+}
+
+/* tx_parse(raw) -> {id, sender, expiry, nonce, payload, valid_sig} or nil, why */
+static int l_tx_parse(lua_State *L)
+{
+    size_t n;
+    const uint8_t *p = (const uint8_t *)luaL_checklstring(L, 1, &n);
+    tn_tx_t tx;
+    int rc = tn_tx_parse(p, (uint32_t)n, UINT32_MAX, &tx);
+    if (rc) return fail(L, rc);
+    lua_createtable(L, 0, 6);
+    lua_pushlstring(L, (const char *)tx.id, 32);
+    lua_setfield(L, -2, "id");
+    lua_pushlstring(L, (const char *)tx.sender, 32);
+    lua_setfield(L, -2, "sender");
+    lua_pushinteger(L, (lua_Integer)tx.expiry);
+    lua_setfield(L, -2, "expiry");
+    lua_pushinteger(L, (lua_Integer)tx.nonce);
+    lua_setfield(L, -2, "nonce");
+    lua_pushlstring(L, (const char *)tx.payload, tx.payload_len);
+    lua_setfield(L, -2, "payload");
+    lua_pushboolean(L, tn_tx_verify(&tx) == TN_OK);
+    lua_setfield(L, -2, "valid_sig");
+    return 1;
+}
+
+/* block(sk64|nil, height, prev32, slot, time_ms, {raw tx, ...}) -> raw block, id (32).
+ * Without a key the block is unsigned (tests of forged blocks sign with any key they like). */
+static int l_block(lua_State *L)
+{
+    const uint8_t *sk = lua_isnil(L, 1) ? NULL : check_bytes(L, 1, 64, "secret key");
+    lua_Integer height = luaL_checkinteger(L, 2);
+    const uint8_t *prev = check_bytes(L, 3, 32, "prev id");
+    lua_Integer slot = luaL_checkinteger(L, 4), time_ms = luaL_checkinteger(L, 5);
+    int count = lua_istable(L, 6) ? (int)luaL_len(L, 6) : 0;
+    const uint8_t **txs = calloc((size_t)count + 1, sizeof(*txs));
+    uint32_t *lens = calloc((size_t)count + 1, sizeof(*lens));
+    if (!txs || !lens) {
+        free(txs);
+        free(lens);
+        return luaL_error(L, "out of memory");
+    }
+    for (int i = 0; i < count; i++) {
+        lua_rawgeti(L, 6, i + 1);
+        size_t l;
+        txs[i] = (const uint8_t *)luaL_checklstring(L, -1, &l);
+        lens[i] = (uint32_t)l;
+        lua_pop(L, 1); /* the string stays alive in the table */
+    }
+    tn_buf_t b;
+    tn_buf_init(&b, 1u << 30);
+    static const uint8_t zero_sk[64];
+    int rc = tn_block_build(&b, sk ? sk : zero_sk, (uint64_t)height, prev, (uint64_t)slot,
+                            (uint64_t)time_ms, txs, lens, (uint32_t)count);
+    free(txs);
+    free(lens);
+    if (rc) {
+        tn_buf_free(&b);
+        return luaL_error(L, "block: %s", tn_strerror(rc));
+    }
+    uint8_t id[32];
+    crypto_generichash(id, 32, b.p, TN_BLOCK_HDR, NULL, 0);
+    lua_pushlstring(L, (const char *)b.p, b.len);
+    lua_pushlstring(L, (const char *)id, 32);
+    tn_buf_free(&b);
+    return 2;
+}
+
+/* genesis(time_ms) -> raw genesis block, id */
+static int l_genesis(lua_State *L)
+{
+    tn_buf_t b;
+    tn_buf_init(&b, 4096);
+    tn_block_genesis(&b, (uint64_t)luaL_checkinteger(L, 1));
+    uint8_t id[32];
+    crypto_generichash(id, 32, b.p, TN_BLOCK_HDR, NULL, 0);
+    lua_pushlstring(L, (const char *)b.p, b.len);
+    lua_pushlstring(L, (const char *)id, 32);
+    tn_buf_free(&b);
+    return 2;
+}
+
 static int l_msg_name(lua_State *L)
 {
     const char *s = tn_msg_name((uint16_t)luaL_checkinteger(L, 1));
@@ -515,6 +620,10 @@ int luaopen_timenet(lua_State *L)
         {"u64", l_u64},
         {"u64_decode", l_u64_decode},
         {"msg_name", l_msg_name},
+        {"tx", l_tx},
+        {"tx_parse", l_tx_parse},
+        {"block", l_block},
+        {"genesis", l_genesis},
         {NULL, NULL},
     };
     static const luaL_Reg hs_methods[] = {
@@ -551,6 +660,18 @@ int luaopen_timenet(lua_State *L)
         {"MSG_PING", TN_MSG_PING},
         {"MSG_PONG", TN_MSG_PONG},
         {"MSG_EXPERIMENT_FIRST", TN_MSG_EXPERIMENT_FIRST},
+        {"MSG_INV", TN_MSG_INV},
+        {"MSG_GETDATA", TN_MSG_GETDATA},
+        {"MSG_TX", TN_MSG_TX},
+        {"MSG_BLOCK", TN_MSG_BLOCK},
+        {"MSG_NOTFOUND", TN_MSG_NOTFOUND},
+        {"MSG_GET_HEIGHT", TN_MSG_GET_HEIGHT},
+        {"MSG_HEIGHT", TN_MSG_HEIGHT},
+        {"MSG_GET_BLOCKS", TN_MSG_GET_BLOCKS},
+        {"MSG_BLOCKS", TN_MSG_BLOCKS},
+        {"MSG_GET_MEMPOOL", TN_MSG_GET_MEMPOOL},
+        {"INV_TX", TN_INV_TX},
+        {"INV_BLOCK", TN_INV_BLOCK},
         {"HELLO_F_MASTERNODE", TN_HELLO_F_MASTERNODE},
         {"PROTO_VERSION", TN_PROTO_VERSION},
         {"PROTO_MIN_VERSION", TN_PROTO_MIN_VERSION},

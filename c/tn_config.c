@@ -540,6 +540,17 @@ static int cross_check(tn_config_t *c, const load_ctx_t *ctx, const char *path, 
         return rc;
     if ((rc = check_addresses(ctx, path, "whitelist", &c->whitelist, false, err, errlen)))
         return rc;
+    for (int i = 0; i < c->masternodes.n; i++) {
+        uint8_t id[32];
+        CHECK(strlen(c->masternodes.v[i]) == 64 && tn_unhex(id, 32, c->masternodes.v[i]) == 0,
+              "masternodes", "'masternodes' entry %d is not a node id (64 hex digits)", i + 1);
+    }
+    /* A default max_block_size follows a smaller max_frame_size; one set explicitly must fit. */
+    if (key_line(ctx, "max_block_size") == 0 && c->max_block_size + 64 > c->max_frame_size)
+        c->max_block_size = c->max_frame_size - 64;
+    CHECK(c->max_block_size + 64 <= c->max_frame_size, "max_block_size",
+          "max_block_size (%lld) must leave room in a frame (max_frame_size %lld)",
+          (long long)c->max_block_size, (long long)c->max_frame_size);
     return TN_OK;
 }
 

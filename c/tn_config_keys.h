@@ -27,7 +27,6 @@
     STR(metrics_listen, "auto", NULL,                                                              \
         "Prometheus /metrics over HTTP: 'IP:port'; 'auto' = the listen port + 1 on the listen IP " \
         "if it is a loopback address, else on 127.0.0.1; empty = off.")                            \
-    BOOL(masternode, false, "This node's key is a masternode key (announced in hello).")           \
     BOOL(allow_local_addresses, false,                                                             \
          "Accept loopback/private addresses from peer exchange (test and demo networks).")         \
     INT(max_peers, 50, 1, 100000, "Most ordinary peers at once (seed §10 Peer Limits).")           \
@@ -89,6 +88,37 @@
         "Temporary ban (seed §12: 5 minutes); the C default verdict when strikes reach the "   \
         "limit.")                                                                              \
     NUM(ban_long, 86400, 1, 315360000, "Long ban (seed §12: 24 hours), for the bans policy.")  \
+    LIST(masternodes, 4096,                                                                     \
+         "The active masternode set: node ids (64 hex). A node whose key is listed produces "  \
+         "blocks in its slots; peers are masternodes when their handshake proves a listed key.") \
+    INT(genesis_time, 1765324800000, 0, 4102444800000,                                          \
+        "The network's genesis block time in unix ms (fixes the genesis block and its id).")  \
+    NUM(block_interval, 600, 0.05, 86400,                                                       \
+        "Slot length: one scheduled masternode per slot (seed §6: a block every 10 minutes).") \
+    NUM(clock_skew, 15, 0, 3600, "Tolerance for block timestamps against slots and our clock.") \
+    INT(max_tx_size, 65536, 128, 1048576, "Largest transaction in bytes.")                     \
+    INT(max_block_size, 4194304, 1024, 33554432,                                                \
+        "Largest block in bytes (must fit a frame: below max_frame_size).")                  \
+    NUM(tx_max_lifetime, 86400, 1, 31536000,                                                    \
+        "Transactions expiring further in the future than this are invalid.")                \
+    INT(mempool_max_txs, 100000, 1, 10000000, "Transactions held in the mempool.")            \
+    INT(mempool_max_bytes, 67108864, 1024, 4294967296, "Bytes of transactions in the mempool.") \
+    INT(max_reorg_depth, 100, 1, 100000, "Deepest reorganisation followed (DESIGN.md).")        \
+    INT(dedup_capacity, 1200000, 1000, 100000000,                                               \
+        "Object ids remembered per dedup window (10 min at 1000 tx/s with 2x headroom; the "   \
+        "note's 'last 1000' is a 1-second window at that rate, DESIGN.md).")                 \
+    NUM(dedup_window, 600, 1, 86400, "How long a seen id is remembered, in seconds.")          \
+    NUM(sync_timeout, 10, 0.05, 3600,                                                           \
+        "A sync request unanswered this long fails over to the next best peer (seed §20).")   \
+    NUM(relay_request_timeout, 2, 0.01, 600,                                                    \
+        "A requested transaction or block not delivered in this time is asked of another "   \
+        "peer that announced it.")                                                             \
+    NUM(test_sync_serve_delay, 0, 0, 60,                                                        \
+        "Test only: answer every get_blocks this late, so a sync can be cut mid-download.")   \
+    BOOL(test_double_timer, false,                                                             \
+         "Test only: arm block production twice for every slot (both fire in one tick).")     \
+    STR(test_fault, "", "|block_write",                                                         \
+        "Test only: 'block_write' kills the process between the statements of a block write.") \
     LIST(seeds, 256, "Addresses dialed at start-up (seed §8 Peer Discovery, method 1).")           \
     LIST(persistent_peers, 1024,                                                                   \
          "Addresses kept connected, redialed with backoff after a loss (seed §2, §3).")            \

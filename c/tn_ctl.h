@@ -21,6 +21,10 @@ void tn_ctl_stop(tn_ctl_t *c);
 /* A verb fills reply (ok is added by the caller) and returns 0, or returns non-zero after
  * putting "error" in reply. */
 typedef int (*tn_ctl_verb_fn)(tn_node_t *n, const cJSON *req, cJSON *reply);
+/* Verbs implemented outside tn_ctl_verbs.c (listed in its table). */
+int tn_ctl_v_chain(tn_node_t *n, const cJSON *req, cJSON *reply);
+int tn_ctl_v_mempool(tn_node_t *n, const cJSON *req, cJSON *reply);
+int tn_ctl_v_tx_submit(tn_node_t *n, const cJSON *req, cJSON *reply);
 /* Finds a verb by name, NULL if unknown. */
 tn_ctl_verb_fn tn_ctl_verb(const char *name);
 /* Names of all verbs, for "help". */

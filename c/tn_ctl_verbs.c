@@ -1,5 +1,6 @@
 /* Control socket verbs: the one table of commands the node answers. Each verb reads its
  * arguments from the request object and fills the reply; errors are plain sentences. */
+#include "tn_chain.h"
 #include "tn_ctl.h"
 #include "tn_log.h"
 #include "tn_metrics.h"
@@ -55,7 +56,7 @@ static int v_status(tn_node_t *n, const cJSON *req, cJSON *r)
     cJSON_AddNumberToObject(p, "inbound", in);
     cJSON_AddNumberToObject(p, "outbound", out);
     cJSON_AddNumberToObject(p, "masternodes",
-                            tn_node_masternodes(n) - (n->cfg->masternode ? 1 : 0));
+                            tn_node_masternodes(n) - (tn_chain_is_masternode(n, n->id) ? 1 : 0));
     cJSON_AddNumberToObject(p, "pending_inbound", n->n_inbound_pending);
     cJSON_AddNumberToObject(r, "sessions", n->n_sessions);
     cJSON *pol = cJSON_AddObjectToObject(r, "policy");
@@ -84,7 +85,7 @@ static void session_row(tn_node_t *n, tn_session_t *s, cJSON *row)
     cJSON_AddBoolToObject(row, "hello", s->hello);
     if (s->hello) {
         cJSON_AddStringToObject(row, "name", s->their_name);
-        cJSON_AddBoolToObject(row, "masternode", (s->their_flags & TN_HELLO_F_MASTERNODE) != 0);
+        cJSON_AddBoolToObject(row, "masternode", tn_chain_is_masternode(n, s->their_id));
         cJSON_AddNumberToObject(row, "height", (double)s->their_height);
         cJSON_AddNumberToObject(row, "listen_port", s->their_port);
     }
@@ -451,6 +452,9 @@ static const struct {
     {"config_reload", v_config_reload,
      "re-read the config file: live keys apply now, others are listed as needing a restart"},
     {"config", v_config, "the config in force, as a config file"},
+    {"chain", tn_ctl_v_chain, "height, tip, recent blocks, reorgs"},
+    {"mempool", tn_ctl_v_mempool, "pending transactions; {\"ids\":true} lists them"},
+    {"tx_submit", tn_ctl_v_tx_submit, "{\"hex\":\"...\"} submit a signed transaction"},
     {"stop", v_stop, "graceful shutdown"},
 };
 

@@ -3,9 +3,11 @@
  * on_open, by one rule both ends compute alike (doc/protocol.md "One session per node"). */
 #include "tn_node.h"
 
+#include "tn_chain.h"
 #include "tn_ctl.h"
 #include "tn_log.h"
 #include "tn_metrics.h"
+#include "tn_relay.h"
 #include "tn_ops.h"
 
 #include <sodium.h>
@@ -206,10 +208,9 @@ int tn_node_disconnect(tn_node_t *n, const tn_addr_t *a, const uint8_t *id, cons
 
 int tn_node_masternodes(const tn_node_t *n)
 {
-    int c = n->cfg->masternode ? 1 : 0;
+    int c = tn_chain_is_masternode(n, n->id) ? 1 : 0;
     for (tn_peer_t *p = n->peers; p; p = p->next)
-        if (p->session && p->session->hello && (p->session->their_flags & TN_HELLO_F_MASTERNODE))
-            c++;
+        if (p->session && p->session->hello && tn_chain_is_masternode(n, p->id)) c++;
     return c;
 }
 
@@ -304,7 +305,7 @@ static void send_hello(tn_node_t *n, tn_session_t *s)
     tn_hello_t h;
     memset(&h, 0, sizeof h);
     h.version = TN_PROTO_VERSION;
-    h.flags = n->cfg->masternode ? TN_HELLO_F_MASTERNODE : 0;
+    h.flags = tn_chain_is_masternode(n, n->id) ? TN_HELLO_F_MASTERNODE : 0;
     h.height = n->height;
     h.listen_port = n->listening ? n->listen_addr.port : 0;
     h.time_ms = tn_wall_ms();
@@ -418,6 +419,7 @@ static void on_hello(tn_node_t *n, tn_session_t *s, const uint8_t *p, uint32_t l
                       "tttiii", addr, idhex, s->outbound ? "outbound" : "inbound", (int64_t)now,
                       (int64_t)now, (int64_t)now);
     }
+    tn_sync_on_established(n, s);
 }
 
 static void on_message(tn_session_t *s, uint16_t type, const uint8_t *p, uint32_t len)
@@ -455,6 +457,22 @@ static void on_message(tn_session_t *s, uint16_t type, const uint8_t *p, uint32_
         }
         tn_health_on_pong(n, s, v);
         return;
+    case TN_MSG_INV: tn_relay_on_inv(n, s, p, len); return;
+    case TN_MSG_GETDATA: tn_relay_on_getdata(n, s, p, len); return;
+    case TN_MSG_NOTFOUND: tn_relay_on_notfound(n, s, p, len); return;
+    case TN_MSG_TX: tn_relay_on_tx(n, s, p, len); return;
+    case TN_MSG_BLOCK: tn_relay_on_block(n, s, p, len); return;
+    case TN_MSG_GET_MEMPOOL:
+        if (len) invalid_message(n, s, "malformed get_mempool");
+        else tn_relay_on_get_mempool(n, s);
+        return;
+    case TN_MSG_GET_HEIGHT:
+        if (len) invalid_message(n, s, "malformed get_height");
+        else tn_sync_on_get_height(n, s);
+        return;
+    case TN_MSG_HEIGHT: tn_sync_on_height(n, s, p, len); return;
+    case TN_MSG_GET_BLOCKS: tn_sync_on_get_blocks(n, s, p, len); return;
+    case TN_MSG_BLOCKS: tn_sync_on_blocks(n, s, p, len); return;
     default:
         if (type >= TN_MSG_EXPERIMENT_FIRST) {
             tn_metric_inc(M.experiment_ignored);
@@ -538,6 +556,8 @@ static void on_close(tn_session_t *s, tn_close_reason_t reason, const char *deta
                  s->outbound ? "to" : "from", a, tn_close_reason_name(reason), detail);
     }
     s->peer = NULL;
+    tn_relay_on_close(n, s);
+    tn_sync_on_close(n, s);
     tn_targets_on_close(n, s, was_open, detail);
     update_gauges(n);
 }
@@ -575,8 +595,9 @@ static void on_status(uv_timer_t *t)
 
 static void on_tick(uv_timer_t *t)
 {
-    (void)t;
+    tn_node_t *n = t->data;
     tn_log_flush(0);
+    if (n->chain) tn_mempool_expire(n, tn_wall_ms() / 1000);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -626,6 +647,10 @@ int tn_node_start(tn_node_t *n, uv_loop_t *loop, tn_config_t *cfg, char *err, si
         sodium_memzero(sk, sizeof sk);
         return rc;
     }
+    if ((rc = tn_chain_open(n, err, errlen))) {
+        sodium_memzero(sk, sizeof sk);
+        return rc;
+    }
     tn_session_cbs_t cbs = {on_prologue, on_open, on_message, on_close};
     if ((rc = tn_net_init(&n->net, loop, &cbs, n))) {
         sodium_memzero(sk, sizeof sk);
@@ -667,6 +692,11 @@ int tn_node_start(tn_node_t *n, uv_loop_t *loop, tn_config_t *cfg, char *err, si
     uv_signal_start(&n->sig_term, on_signal, SIGTERM);
     uv_signal_start(&n->sig_int, on_signal, SIGINT);
     n->started_ms = uv_now(loop);
+    if (tn_relay_init(n) || tn_sync_init(n) || tn_produce_init(n)) {
+        snprintf(err, errlen, "out of memory");
+        tn_node_stop(n, "start failed");
+        return TN_ENOMEM;
+    }
     char sid[9];
     tn_info("timenetd started: network %s, listening on %s, node id %s%s, data dir %s",
             cfg->network, n->listening ? cfg->listen : "(none)", tn_node_short_id(n->id, sid),
@@ -689,6 +719,9 @@ void tn_node_stop(tn_node_t *n, const char *why)
     if (n->listening) uv_close((uv_handle_t *)&n->listener, NULL);
     n->listening = false;
     tn_targets_free(n);
+    tn_produce_close(n);
+    tn_sync_close(n);
+    tn_relay_close(n);
     tn_policy_save_state(n->policy);
     tn_policy_stop(n->policy); /* hooks answer with C defaults from here on */
     uv_close((uv_handle_t *)&n->status_timer, NULL);
@@ -711,6 +744,7 @@ void tn_node_free(tn_node_t *n)
     }
     tn_strikes_free(n);
     tn_bans_free(n);
+    tn_chain_close(n);
     tn_policy_free(n->policy);
     tn_ops_free(n);
     n->policy = NULL;

@@ -5,8 +5,10 @@
 #ifndef TN_NODE_H
 #define TN_NODE_H
 
+#include "tn_chain.h"
 #include "tn_config.h"
 #include "tn_datadir.h"
+#include "tn_dedup.h"
 #include "tn_policy.h"
 #include "tn_session.h"
 #include "tn_store.h"
@@ -110,7 +112,13 @@ struct tn_node {
     int n_bans;
     tn_policy_t *policy;
     tn_ops_t *ops; /* metrics endpoint, signals, systemd, config reload (tn_ops.h) */
-    uint64_t height; /* chain height (0 until the chain module lands) */
+    uint64_t height; /* main chain height */
+    /* chain, relay, sync, production (tn_chain.c, tn_relay.c, tn_sync.c, tn_produce.c) */
+    tn_chain_t *chain;
+    tn_dedup_t dedup;
+    tn_idmap_t requests;
+    uv_timer_t relay_timer, sync_timer, slot_timer, slot_timer2;
+    uint64_t sync_gen, sync_asked_ms, sync_started_ms, heights_asked_ms;
 };
 
 /* Starts a node on loop from cfg (already validated). On failure err says why. */

@@ -2,6 +2,7 @@
  * every event would cost the hot path for no reader), and the loop-lag probe: a repeating
  * timer whose lateness is how long the loop was busy elsewhere (libuv 1.44 has no loop
  * metrics API). */
+#include "tn_chain.h"
 #include "tn_log.h"
 #include "tn_metrics.h"
 #include "tn_node.h"
@@ -53,18 +54,18 @@ void tn_ops_metrics_start(tn_node_t *n)
     tn_metric_set(tn_metric_gauge(name, "Build and network of this node (value 1)"), 1);
 }
 
-/* The role the peer announced in its hello. The chain module's verified set
- * (tn_chain_is_masternode, what the peers verb shows once it lands) should decide here too. */
-static bool is_masternode(const tn_session_t *s)
+/* Masternode role as the chain proves it: an authenticated key in the active set, never the
+ * hello's claim. */
+static bool is_masternode(const tn_node_t *n, const tn_session_t *s)
 {
-    return s->hello && (s->their_flags & TN_HELLO_F_MASTERNODE);
+    return s->state == TN_SS_OPEN && tn_chain_is_masternode(n, s->their_id);
 }
 
 void tn_ops_collect(tn_node_t *n)
 {
     int conns[2][2] = {{0}}; /* [outbound][masternode] */
     for (tn_session_t *s = n->sessions; s; s = s->next)
-        if (s->peer) conns[s->outbound][is_masternode(s)]++;
+        if (s->peer) conns[s->outbound][is_masternode(n, s)]++;
     static const char *dir[] = {"in", "out"}, *role[] = {"peer", "masternode"};
     for (int d = 0; d < 2; d++)
         for (int r = 0; r < 2; r++) {

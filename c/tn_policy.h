@@ -126,5 +126,10 @@ tn_verdict_t tn_policy_misbehavior(tn_policy_t *p, const tn_peer_view_t *v, cons
 /* After a late or missed pong: true = close the session. */
 bool tn_policy_health_close(tn_policy_t *p, const tn_peer_view_t *v, const char *event);
 void tn_policy_tick(tn_policy_t *p);
+/* Producer of a slot: an index into the sorted masternode set (dflt: round robin). */
+int tn_policy_schedule(tn_policy_t *p, uint64_t slot, const uint8_t (*set)[32], int n, int dflt);
+/* Next sync peer among n candidates (dflt: the C default's choice); returns an index. */
+int tn_policy_failover(tn_policy_t *p, const tn_addr_t *current, uint64_t height,
+                       const tn_peer_view_t *cands, int n, int dflt);
 
 #endif

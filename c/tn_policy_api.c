@@ -1,6 +1,7 @@
 /* The `tn` table policies see, and the one reused peer object hooks receive. The peer is a
  * userdata whose fields are read from the core's structures at access time: no table is
  * built per call, and a policy that keeps it sees nil fields once the call is over. */
+#include "tn_chain.h"
 #include "tn_config.h"
 #include "tn_log.h"
 #include "tn_metrics.h"
@@ -165,7 +166,8 @@ static int peer_index(lua_State *L)
         lua_pushboolean(L, s && s->outbound);
         return 1;
     case F_MASTERNODE:
-        lua_pushboolean(L, s && s->hello && (s->their_flags & TN_HELLO_F_MASTERNODE));
+        /* proven by the handshake (a listed key), never taken from the hello's claim */
+        lua_pushboolean(L, open && g->host && tn_chain_is_masternode(g->host->node, s->their_id));
         return 1;
     case F_CONNECTED:
         lua_pushboolean(L, open);

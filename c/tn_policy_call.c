@@ -1,6 +1,7 @@
 /* The one place the core calls into Lua: budget, traceback, error accounting (a counter per
  * hook, one log line per error kind, never one per call), the circuit breaker, and the
  * optional recording of every decision for the replay kit. */
+#include "tn_chain.h"
 #include "tn_log.h"
 #include "tn_metrics.h"
 #include "tn_node.h"
@@ -159,7 +160,9 @@ void tn_hook_record(tn_policy_t *p, tn_hook_t h, const tn_peer_view_t *v, const 
                     "\"pings\":%u,\"pongs\":%u,\"late\":%u,\"missed\":%u,\"missed_run\":%u,"
                     "\"bytes_in\":%llu,\"bytes_out\":%llu,\"score\":%.6g",
                     s->outbound ? "out" : "in", s->outbound ? "true" : "false",
-                    s->hello && (s->their_flags & TN_HELLO_F_MASTERNODE) ? "true" : "false",
+                    s->state == TN_SS_OPEN && tn_chain_is_masternode(p->node, s->their_id)
+                        ? "true"
+                        : "false",
                     s->rtt_ms, s->pings, s->pongs, s->late, s->missed, s->missed_run,
                     (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out, s->score);
         if (s) {

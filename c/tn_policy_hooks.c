@@ -180,3 +180,89 @@ void tn_policy_tick(tn_policy_t *p)
     tn_hook_run(p, TN_HOOK_on_tick, 0, 0);
     tn_hook_end(p, L, base);
 }
+
+/* ---- schedule ---- */
+
+int tn_policy_schedule(tn_policy_t *p, uint64_t slot, const uint8_t (*set)[32], int n, int dflt)
+{
+    lua_State *L;
+    int base, idx = dflt;
+    if (!tn_hook_begin(p, TN_HOOK_schedule, &L, &base)) return idx;
+    char hex[65];
+    lua_pushinteger(L, (lua_Integer)slot);
+    lua_createtable(L, n, 0); /* once per slot: a fresh list is fine here */
+    for (int i = 0; i < n; i++) {
+        tn_hex(hex, set[i], 32);
+        lua_pushstring(L, hex);
+        lua_rawseti(L, -2, i + 1);
+    }
+    if (tn_hook_run(p, TN_HOOK_schedule, 2, 1)) {
+        const char *r = lua_tostring(L, -1);
+        int found = -1;
+        for (int i = 0; r && i < n && found < 0; i++) {
+            tn_hex(hex, set[i], 32);
+            if (strcmp(hex, r) == 0) found = i;
+        }
+        if (found >= 0)
+            idx = found;
+        else
+            tn_hook_bad_result(p, TN_HOOK_schedule, "expected the id of an active masternode");
+    }
+    tn_hook_end(p, L, base);
+    if (p->record) {
+        char args[40], res[16];
+        snprintf(args, sizeof args, "[%llu]", (unsigned long long)slot);
+        snprintf(res, sizeof res, "%d", idx);
+        tn_hook_record(p, TN_HOOK_schedule, NULL, args, res);
+    }
+    return idx;
+}
+
+/* ---- failover ---- */
+
+int tn_policy_failover(tn_policy_t *p, const tn_addr_t *current, uint64_t height,
+                       const tn_peer_view_t *cands, int n, int dflt)
+{
+    lua_State *L;
+    int base, pick = dflt;
+    if (!tn_hook_begin(p, TN_HOOK_failover, &L, &base)) return pick;
+    char a[TN_ADDR_STRLEN];
+    lua_createtable(L, 0, 3);
+    if (current) {
+        tn_addr_fmt(current, a);
+        lua_pushstring(L, a);
+        lua_setfield(L, -2, "current");
+    }
+    lua_pushinteger(L, (lua_Integer)height);
+    lua_setfield(L, -2, "height");
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        const tn_session_t *s = cands[i].s;
+        lua_createtable(L, 0, 5);
+        tn_addr_fmt(&s->remote, a);
+        lua_pushstring(L, a);
+        lua_setfield(L, -2, "addr");
+        lua_pushnumber(L, s->score);
+        lua_setfield(L, -2, "score");
+        lua_pushinteger(L, (lua_Integer)s->their_height);
+        lua_setfield(L, -2, "height");
+        lua_pushnumber(L, s->rtt_ms);
+        lua_setfield(L, -2, "rtt_ms");
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "candidates");
+    if (tn_hook_run(p, TN_HOOK_failover, 1, 1)) {
+        const char *r = lua_tostring(L, -1);
+        int found = -1;
+        for (int i = 0; r && i < n && found < 0; i++) {
+            tn_addr_fmt(&cands[i].s->remote, a);
+            if (strcmp(a, r) == 0) found = i;
+        }
+        if (found >= 0)
+            pick = found;
+        else if (!lua_isnil(L, -1))
+            tn_hook_bad_result(p, TN_HOOK_failover, "expected the addr of a candidate or nil");
+    }
+    tn_hook_end(p, L, base);
+    return pick;
+}

@@ -126,10 +126,11 @@ static long de(lua_State *L, const uint8_t *p, size_t n, int depth)
     }
     case T_TABLE: {
         size_t off = 1;
+        if (depth >= STATE_DEPTH_MAX) return -1; /* ser() writes none this deep */
         lua_newtable(L);
         while (off < n && p[off] != T_END) {
             long k = de(L, p + off, n - off, depth + 1);
-            if (k < 0) return -1;
+            if (k < 0 || lua_istable(L, -1)) return -1; /* ser() writes no table keys */
             off += (size_t)k;
             long v = de(L, p + off, n - off, depth + 1);
             if (v < 0 || lua_isnil(L, -2) ||
@@ -146,13 +147,33 @@ static long de(lua_State *L, const uint8_t *p, size_t n, int depth)
     }
 }
 
+typedef struct {
+    const uint8_t *p;
+    size_t n;
+    long used;
+} de_call_t;
+
+static int de_protected(lua_State *L)
+{
+    de_call_t *c = lua_touserdata(L, 1);
+    lua_pop(L, 1);
+    c->used = de(L, c->p, c->n, 0);
+    return c->used < 0 ? 0 : 1;
+}
+
+/* Decodes in a protected call: a blob can describe more tables than the generation's memory
+ * cap holds, and an allocation error raised outside one would abort the process. */
 int tn_state_deserialize(lua_State *L, const uint8_t *p, size_t n)
 {
     int top = lua_gettop(L);
-    long used = de(L, p, n, 0);
-    if (used < 0 || (size_t)used != n) {
+    de_call_t c = {p, n, -1};
+    if (!lua_checkstack(L, 2)) return TN_ENOMEM;
+    lua_pushcfunction(L, de_protected);
+    lua_pushlightuserdata(L, &c);
+    int rc = lua_pcall(L, 1, 1, 0);
+    if (rc != LUA_OK || c.used < 0 || (size_t)c.used != n) {
         lua_settop(L, top);
-        return TN_EINVAL;
+        return rc == LUA_ERRMEM ? TN_ENOMEM : TN_EINVAL;
     }
     return TN_OK;
 }

@@ -117,18 +117,42 @@ int tn_u64_msg_decode(const uint8_t *p, uint32_t len, uint64_t *v)
     return TN_OK;
 }
 
+int tn_inv_decode(const uint8_t *p, uint32_t len)
+{
+    if (len < 2) return TN_EINVAL;
+    uint32_t n = tn_get_u16(p);
+    if (n == 0 || n > TN_INV_MAX || len != 2 + n * TN_INV_ENTRY) return TN_EINVAL;
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t k = p[2 + i * TN_INV_ENTRY];
+        if (k != TN_INV_TX && k != TN_INV_BLOCK) return TN_EINVAL;
+    }
+    return (int)n;
+}
+
+int tn_height_decode(const uint8_t *p, uint32_t len, uint64_t *height, const uint8_t **tip)
+{
+    if (len != 40) return TN_EINVAL;
+    *height = tn_get_u64(p);
+    *tip = p + 8;
+    return TN_OK;
+}
+
+int tn_locator_decode(const uint8_t *p, uint32_t len)
+{
+    if (len < 1) return TN_EINVAL;
+    uint32_t n = p[0];
+    if (n == 0 || n > TN_LOCATOR_MAX || len != 1 + 32 * n) return TN_EINVAL;
+    return (int)n;
+}
+
 const char *tn_msg_name(uint16_t type)
 {
-    switch (type) {
-    case TN_MSG_AUTH:
-        return "auth";
-    case TN_MSG_HELLO:
-        return "hello";
-    case TN_MSG_PING:
-        return "ping";
-    case TN_MSG_PONG:
-        return "pong";
-    default:
-        return NULL;
-    }
+    static const char *const core[] = {"auth", "hello", "ping", "pong"};
+    static const char *const chain[] = {"inv",        "getdata",    "tx",     "block",
+                                        "notfound",   "get_height", "height", "get_blocks",
+                                        "blocks",     "get_mempool"};
+    if (type < TN_ARRAY_LEN(core)) return core[type];
+    if (type >= TN_MSG_INV && type < TN_MSG_INV + TN_ARRAY_LEN(chain))
+        return chain[type - TN_MSG_INV];
+    return NULL;
 }

@@ -21,8 +21,26 @@ enum {
     TN_MSG_HELLO = 0x0001,
     TN_MSG_PING = 0x0002,
     TN_MSG_PONG = 0x0003,
+    /* transactions, blocks and sync (tn_relay.c, tn_sync.c) */
+    TN_MSG_INV = 0x0010,      /* ids we have: count u16 | count x (kind u8 | id 32) */
+    TN_MSG_GETDATA = 0x0011,  /* ids we want, same layout */
+    TN_MSG_TX = 0x0012,       /* one transaction (tn_tx.h) */
+    TN_MSG_BLOCK = 0x0013,    /* one block (tn_tx.h) */
+    TN_MSG_NOTFOUND = 0x0014, /* requested ids we do not have, same layout as inv */
+    TN_MSG_GET_HEIGHT = 0x0015,
+    TN_MSG_HEIGHT = 0x0016,     /* height u64 | tip id 32 */
+    TN_MSG_GET_BLOCKS = 0x0017, /* count u8 | count x id 32: a locator, newest first */
+    TN_MSG_BLOCKS = 0x0018,     /* count u16 | count x (len u32 | block), in chain order */
+    TN_MSG_GET_MEMPOOL = 0x0019,
     TN_MSG_EXPERIMENT_FIRST = 0x8000,
 };
+
+#define TN_INV_TX 1
+#define TN_INV_BLOCK 2
+#define TN_INV_ENTRY 33  /* kind 1 | id 32 */
+#define TN_INV_MAX 1000  /* entries in one inv, getdata or notfound */
+#define TN_LOCATOR_MAX 32
+#define TN_BLOCKS_MAX 50 /* blocks in one reply (DESIGN.md) */
 
 #define TN_HELLO_F_MASTERNODE 0x1u
 
@@ -65,6 +83,17 @@ int tn_hello_decode(const uint8_t *p, uint32_t len, tn_hello_t *h);
 /* ping and pong carry one 64-bit nonce. */
 int tn_u64_msg_encode(tn_buf_t *b, uint16_t type, uint64_t v);
 int tn_u64_msg_decode(const uint8_t *p, uint32_t len, uint64_t *v);
+
+/* inv/getdata/notfound: checks the layout and returns the entry count (or TN_EINVAL). */
+int tn_inv_decode(const uint8_t *p, uint32_t len);
+static inline void tn_inv_entry(const uint8_t *p, int i, uint8_t *kind, const uint8_t **id)
+{
+    *kind = p[2 + i * TN_INV_ENTRY];
+    *id = p + 2 + i * TN_INV_ENTRY + 1;
+}
+int tn_height_decode(const uint8_t *p, uint32_t len, uint64_t *height, const uint8_t **tip);
+/* get_blocks: the number of locator ids (or TN_EINVAL). */
+int tn_locator_decode(const uint8_t *p, uint32_t len);
 
 /* Name of a core type for logs and metrics, or NULL when not a core type this build knows. */
 const char *tn_msg_name(uint16_t type);

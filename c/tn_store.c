@@ -6,6 +6,7 @@
 #include "tn_log.h"
 #include "tn_metrics.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,24 @@ static const char *MIGRATIONS[] = {
     "CREATE TABLE added_nodes ("
     "  addr TEXT PRIMARY KEY," /* ip:port */
     "  added_ms INTEGER NOT NULL);",
+    /* 4: the chain (every valid block, branches included), the mempool, equivocations */
+    "CREATE TABLE blocks ("
+    "  id TEXT PRIMARY KEY,"         /* hex block id */
+    "  height INTEGER NOT NULL,"
+    "  slot INTEGER NOT NULL,"
+    "  raw BLOB NOT NULL);"          /* tn_tx.h block encoding */
+    "CREATE INDEX blocks_height ON blocks(height);"
+    "CREATE TABLE mempool ("
+    "  id TEXT PRIMARY KEY,"
+    "  expiry INTEGER NOT NULL,"     /* unix s */
+    "  raw BLOB NOT NULL);"
+    "CREATE TABLE equivocations ("
+    "  producer TEXT NOT NULL,"
+    "  slot INTEGER NOT NULL,"
+    "  block_a TEXT NOT NULL,"
+    "  block_b TEXT NOT NULL,"
+    "  seen_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (producer, slot, block_b));",
 };
 
 typedef struct {
@@ -78,6 +97,8 @@ struct tn_store {
     uint64_t flush_ms;
     int closing;
     tn_metric_t *m_writes, *m_batches, *m_errors;
+    const char *fault_sql; /* test_fault: statement after whose Nth execution we die */
+    unsigned fault_countdown;
 };
 
 static void free_ops(op_t *o)
@@ -131,6 +152,8 @@ static int run_batch(tn_store_t *st, op_t *ops, char *err, size_t errlen)
         if (rc == SQLITE_DONE || rc == SQLITE_ROW) rc = SQLITE_OK;
         sqlite3_reset(s);
         sqlite3_clear_bindings(s);
+        if (st->fault_sql == o->sql && st->fault_countdown && --st->fault_countdown == 0)
+            raise(SIGKILL); /* test_fault: die mid-transaction, before COMMIT */
     }
     if (rc == SQLITE_OK) rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
@@ -278,6 +301,12 @@ int tn_store_query(tn_store_t *st, const char *sql, int (*row)(void *ud, sqlite3
 uint64_t tn_store_committed(const tn_store_t *st)
 {
     return st->committed;
+}
+
+void tn_store_fault(tn_store_t *st, const char *sql, unsigned after)
+{
+    st->fault_sql = sql;
+    st->fault_countdown = after;
 }
 
 static int single_int(sqlite3 *db, const char *sql, int64_t *out)

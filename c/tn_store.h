@@ -31,6 +31,10 @@ int tn_store_flush_sync(tn_store_t *st);
 /* Synchronous read, same rule as tn_store_flush_sync; row returns non-zero to stop. */
 int tn_store_query(tn_store_t *st, const char *sql, int (*row)(void *ud, sqlite3_stmt *stmt),
                    void *ud);
+/* Test only (config test_fault): the process kills itself with SIGKILL right after the
+ * `after`-th execution of `sql` (same literal as given to tn_store_exec), inside the batch's
+ * transaction, before it commits. */
+void tn_store_fault(tn_store_t *st, const char *sql, unsigned after);
 /* Writes committed since open, and batches, for metrics and tests. */
 uint64_t tn_store_committed(const tn_store_t *st);
 

@@ -50,7 +50,7 @@ TN_TEST(config_defaults)
     TN_ASSERT_INT(c.reconnect_max_attempts, ==, 10);
     TN_ASSERT_INT(c.max_frame_size, ==, 8 << 20);
     TN_ASSERT_STR_EQ(c.network, "testnet");
-    TN_ASSERT(!c.masternode);
+    TN_ASSERT(!c.allow_local_addresses);
     TN_ASSERT_INT(c.reconnect_backoff.n, ==, 5);
     static const double mult[] = {1, 2, 6, 12, 60};
     for (int k = 0; k < 5; k++) TN_ASSERT_DBL(c.reconnect_backoff.v[k], ==, mult[k]);
@@ -69,7 +69,7 @@ TN_TEST(config_valid_file)
              "node_name = \"alpha-1\"\n"
              "network = \"mainnet\"\n"
              "listen = \"[::1]:24101\"\n"
-             "masternode = true\n"
+             "allow_local_addresses = true\n"
              "max_peers = 20\n"
              "min_peers = 4\n"
              "heartbeat_interval = 0.25 -- test scale\n"
@@ -84,7 +84,7 @@ TN_TEST(config_valid_file)
     TN_ASSERT_STR_EQ(l.c.node_name, "alpha-1");
     TN_ASSERT_STR_EQ(l.c.network, "mainnet");
     TN_ASSERT_STR_EQ(l.c.listen, "[::1]:24101");
-    TN_ASSERT(l.c.masternode);
+    TN_ASSERT(l.c.allow_local_addresses);
     TN_ASSERT_INT(l.c.max_peers, ==, 20);
     TN_ASSERT_INT(l.c.min_peers, ==, 4);
     TN_ASSERT_DBL(l.c.heartbeat_interval, ==, 0.25);
@@ -121,8 +121,8 @@ TN_TEST(config_wrong_type)
     loaded_t l;
     load(&l, "max_peers = \"ten\"\n");
     ASSERT_LOAD_ERROR(&l, 1, "'max_peers' must be a number, got string");
-    load(&l, "\nmasternode = 1\n");
-    ASSERT_LOAD_ERROR(&l, 2, "'masternode' must be true or false, got number");
+    load(&l, "\nallow_local_addresses = 1\n");
+    ASSERT_LOAD_ERROR(&l, 2, "'allow_local_addresses' must be true or false, got number");
     load(&l, "node_name = 42\n");
     ASSERT_LOAD_ERROR(&l, 1, "'node_name' must be a string, got number");
     load(&l, "seeds = \"1.2.3.4:5\"\n");
