@@ -402,6 +402,9 @@ static int load_row(void *ud, sqlite3_stmt *st)
     if (!prev || tn_idmap_get(&c->index, h.id)) return 0;
     tn_blk_t *b = index_block(c, &h, raw, len, prev);
     if (b && better_than_tip(c, b)) set_tip(n, b);
+    /* the production guard survives a restart: never a second block for a slot we signed */
+    if (memcmp(h.producer, n->id, 32) == 0 && h.slot + 1 > c->last_produced_slot)
+        c->last_produced_slot = h.slot + 1;
     return 0;
 }
 

@@ -40,11 +40,11 @@ void tn_produce_slot(tn_node_t *n, uint64_t slot)
     if (!tn_chain_is_masternode(n, n->id)) return;
     int idx = tn_chain_producer(n, slot);
     if (idx < 0 || memcmp(c->masternodes[idx], n->id, 32) != 0) return;
-    if (c->last_produced_slot == slot + 1 || c->tip->h.slot >= slot) {
+    if (c->last_produced_slot >= slot + 1 || c->tip->h.slot >= slot) {
         tn_metric_inc(tn_metric_counter("tn_production_skipped_total",
                                         "Block production attempts skipped by the guard"));
         tn_info("Skipped block production for slot %llu: %s", (unsigned long long)slot,
-                c->last_produced_slot == slot + 1 ? "already produced"
+                c->last_produced_slot >= slot + 1 ? "already produced"
                                                   : "the chain has a block for it");
         return;
     }
