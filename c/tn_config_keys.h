@@ -84,6 +84,9 @@
         "Quiet time after a change in policy_dir before reloading (editors save in bursts).") \
     STR(policy_record, "", NULL,                                                                \
         "File to append one JSON line per hook decision (for the replay kit); empty = off.")  \
+    STR(trace_file, "", NULL,                                                                   \
+        "File to append one JSON line per relay and experiment message event (propagation "   \
+        "traces: id, type, from, to, time); empty = off.")                                    \
     NUM(ban_temporary, 300, 1, 31536000,                                                        \
         "Temporary ban (seed §12: 5 minutes); the C default verdict when strikes reach the "   \
         "limit.")                                                                              \

@@ -8,6 +8,8 @@
 #include "tn_log.h"
 #include "tn_metrics.h"
 #include "tn_relay.h"
+#include "tn_trace.h"
+#include "tn_experiment.h"
 #include "tn_ops.h"
 
 #include <sodium.h>
@@ -475,7 +477,8 @@ static void on_message(tn_session_t *s, uint16_t type, const uint8_t *p, uint32_
     case TN_MSG_BLOCKS: tn_sync_on_blocks(n, s, p, len); return;
     default:
         if (type >= TN_MSG_EXPERIMENT_FIRST) {
-            tn_metric_inc(M.experiment_ignored);
+            /* registered by the policy generation in force (tn_experiment.c), else ignored */
+            if (!tn_exp_on_message(n, s, type, p, len)) tn_metric_inc(M.experiment_ignored);
             return;
         }
         {
@@ -636,6 +639,7 @@ int tn_node_start(tn_node_t *n, uv_loop_t *loop, tn_config_t *cfg, char *err, si
     tn_addr_parse(cfg->listen, &n->listen_addr);
     int rc = tn_datadir_open(&n->dir, cfg->data_dir, err, errlen);
     if (rc) return rc;
+    if ((rc = tn_trace_open(n, err, errlen))) return rc;
     int created;
     uint8_t sk[TN_ID_SK_LEN];
     if ((rc = tn_identity_load(&n->dir, sk, &created, err, errlen))) return rc;
@@ -722,6 +726,7 @@ void tn_node_stop(tn_node_t *n, const char *why)
     tn_produce_close(n);
     tn_sync_close(n);
     tn_relay_close(n);
+    tn_trace_close();
     tn_policy_save_state(n->policy);
     tn_policy_stop(n->policy); /* hooks answer with C defaults from here on */
     uv_close((uv_handle_t *)&n->status_timer, NULL);

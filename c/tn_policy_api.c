@@ -3,6 +3,7 @@
  * built per call, and a policy that keeps it sees nil fields once the call is over. */
 #include "tn_chain.h"
 #include "tn_config.h"
+#include "tn_experiment.h"
 #include "tn_log.h"
 #include "tn_metrics.h"
 #include "tn_node.h"
@@ -361,6 +362,7 @@ void tn_policy_api_open(lua_State *L, tn_policy_gen_t *g)
     lua_pushinteger(L, TN_PROTO_VERSION);
     lua_setfield(L, -2, "protocol");
     lua_setglobal(L, "tn");
+    tn_exp_api_open(L, g); /* tn.message, tn.send, ...: protocol experiments */
     /* print goes to the node's log */
     if (luaL_dostring(L, "print = function(...) local t = table.pack(...) "
                          "for i = 1, t.n do t[i] = tostring(t[i]) end "

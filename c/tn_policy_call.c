@@ -28,15 +28,20 @@ bool tn_policy_log_once(tn_policy_gen_t *g, int level, const char *msg)
 
 bool tn_hook_begin(tn_policy_t *p, tn_hook_t h, lua_State **L, int *base)
 {
+    return p->gen && tn_hook_begin_ref(p, h, p->gen->hook_ref[h], L, base);
+}
+
+bool tn_hook_begin_ref(tn_policy_t *p, tn_hook_t h, int ref, lua_State **L, int *base)
+{
     tn_policy_gen_t *g = p->gen;
-    if (!g || g->hook_ref[h] == LUA_NOREF) return false;
+    if (!g || ref == LUA_NOREF) return false;
     if (p->breaker_open) {
         tn_hook_fallback(p, h); /* the policy would decide, but may not */
         return false;
     }
     *L = g->L;
     *base = lua_gettop(g->L);
-    lua_rawgeti(g->L, LUA_REGISTRYINDEX, g->hook_ref[h]);
+    lua_rawgeti(g->L, LUA_REGISTRYINDEX, ref);
     return true;
 }
 

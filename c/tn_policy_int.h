@@ -70,6 +70,7 @@ struct tn_policy_gen {
     /* error kinds already logged */
     uint64_t seen[TN_POLICY_ERRKINDS_MAX];
     int n_seen;
+    void *exp; /* message types it registered (tn_experiment.c), owned by L */
 };
 
 /* A persisted state exported from a generation (or read from the store). */
@@ -149,6 +150,9 @@ void tn_state_free(tn_state_blob_t *b);
  * hook not defined); then the function is on the stack, push the arguments and call
  * tn_hook_run. */
 bool tn_hook_begin(tn_policy_t *p, tn_hook_t h, lua_State **L, int *base);
+/* The same with the function to call given by a registry ref (accounted under hook h): a
+ * per-type message handler, say. */
+bool tn_hook_begin_ref(tn_policy_t *p, tn_hook_t h, int ref, lua_State **L, int *base);
 /* Runs it; false on error (accounted: error and fallback counters, one log line per error
  * kind, breaker). */
 bool tn_hook_run(tn_policy_t *p, tn_hook_t h, int nargs, int nres);

@@ -7,6 +7,7 @@
 #include "tn_log.h"
 #include "tn_metrics.h"
 #include "tn_node.h"
+#include "tn_trace.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -134,11 +135,13 @@ void tn_relay_announce(tn_node_t *n, uint8_t kind, const uint8_t id[32], tn_sess
         append_entry(s, OPEN_INV, kind, id);
         mark_known(s, id);
         tn_metric_inc(M.inv_out);
+        TN_TRACE(n, "announce", kind == TN_INV_TX ? "tx" : "block", id, 32, NULL, s, NULL);
     }
 }
 
 void tn_relay_block_accepted(tn_node_t *n, const tn_blk_t *b, tn_session_t *from)
 {
+    if (!from) TN_TRACE(n, "accept", "block", b->h.id, 32, NULL, NULL, NULL); /* produced */
     /* Masternodes first: their announcements are written at once, the others' with this
      * iteration's batch. */
     for (int pass = 0; pass < 2; pass++)
@@ -149,6 +152,7 @@ void tn_relay_block_accepted(tn_node_t *n, const tn_blk_t *b, tn_session_t *from
             append_entry(s, OPEN_INV, TN_INV_BLOCK, b->h.id);
             mark_known(s, b->h.id);
             tn_metric_inc(M.inv_out);
+            TN_TRACE(n, "announce", "block", b->h.id, 32, NULL, s, NULL);
             if (mn) tn_session_flush(s);
         }
 }
@@ -338,6 +342,7 @@ static int take_tx(tn_node_t *n, tn_session_t *from, const uint8_t *p, uint32_t 
     if (tn_idmap_get(&n->chain->chain_txs, tx->id)) return TN_EALREADY;
     rc = tn_mempool_add(n, tx);
     if (rc != TN_OK) return rc;
+    TN_TRACE(n, "accept", "tx", tx->id, 32, from, NULL, NULL);
     tn_relay_announce(n, TN_INV_TX, tx->id, from);
     return TN_OK;
 }
@@ -348,6 +353,13 @@ void tn_relay_on_tx(tn_node_t *n, tn_session_t *s, const uint8_t *p, uint32_t le
     tn_metric_inc(M.tx_in);
     int rc = take_tx(n, s, p, len, &tx);
     tn_relay_peer_t *r = rp(s);
+    if (tn_trace_on && rc != TN_EINVAL && rc != TN_ETOOBIG) /* else the id is unknown */
+        tn_trace_event(n, "recv", "tx", tx.id, 32, s, NULL,
+                       rc == TN_OK            ? "accepted"
+                       : rc == TN_EALREADY    ? "duplicate"
+                       : rc == TN_EAGAIN      ? "expired"
+                       : rc == TN_ELIMIT      ? "mempool_full"
+                                              : "invalid");
     switch (rc) {
     case TN_OK:
         tn_metric_inc(M.tx_accepted);
@@ -405,11 +417,19 @@ tn_add_result_t tn_relay_take_block(tn_node_t *n, tn_session_t *s, const uint8_t
     if (tn_chain_get(n, id) || tn_dedup_contains(&n->dedup, id, uv_now(n->loop))) {
         tn_metric_inc(M.blk_dup);
         rp(s)->dups++;
+        TN_TRACE(n, "recv", "block", id, 32, s, NULL, "duplicate");
         return TN_ADD_KNOWN;
     }
     const char *why = NULL;
     tn_blk_t *b = NULL;
     tn_add_result_t r = tn_chain_add(n, p, len, &why, &b);
+    if (tn_trace_on) {
+        static const char *const oc[] = {[TN_ADD_OK] = "accepted", [TN_ADD_KNOWN] = "duplicate",
+                                         [TN_ADD_ORPHAN] = "orphan", [TN_ADD_INVALID] = "invalid",
+                                         [TN_ADD_EQUIVOCATION] = "equivocation"};
+        tn_trace_event(n, "recv", "block", id, 32, s, NULL, oc[r]);
+        if (r == TN_ADD_OK) tn_trace_event(n, "accept", "block", id, 32, s, NULL, NULL);
+    }
     switch (r) {
     case TN_ADD_OK:
         tn_dedup_insert(&n->dedup, id, uv_now(n->loop));
