@@ -5,3 +5,4 @@ files["tests/spec/"] = { std = "lua54+busted" }
 files["tests/**/*_spec.lua"] = { std = "lua54+busted" }
 -- Policies run in the node's sandbox, where `tn` is the API table (policies/README.md).
 files["policies/"] = { read_globals = { "tn" } }
+files["examples/experiments/"] = { read_globals = { "tn" } }

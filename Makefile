@@ -100,6 +100,15 @@ $(BUILD)/bench-%: tests/bench/%.c $(wildcard tests/bench/*.h) $(BUILD)/libtimene
 bench: deps $(BENCH_BIN)
 	@BUILD=$(BUILD) tests/bench/run.sh $(ONLY)
 
+# `make demo`: a local testnet of N real nodes (tests/lib/demo.lua; README "Local testnet").
+# Options pass through: make demo N=20 DURATION=60 SEED=7 DEGREE=4 EXPERIMENTS=latency_probe
+DEMO_VARS := N DURATION SEED DEGREE TOPOLOGY BLOCK_INTERVAL TX_RATE TX_SIZE DELAY LOSS FAULTS \
+	EXPERIMENTS RUN QUIET
+.PHONY: demo
+demo: all
+	@LUA_PATH="tests/lib/?.lua;lua/?.lua;;" LUA_CPATH="$(BUILD)/?.so;;" BUILD=$(BUILD) \
+	  lua5.4 tests/lib/demo.lua $(foreach v,$(DEMO_VARS),$(if $($(v)),"$(v)=$($(v))"))
+
 # `make install` (PREFIX=/usr/local, DESTDIR for staging): timenetd and timenetctl in BINDIR;
 # pristine policies, examples and docs in DATADIR; the systemd unit in UNITDIR; the operator's
 # config and policy copy in SYSCONFDIR/timenet, created only when absent (never overwritten).

@@ -137,7 +137,9 @@ function Node:write_config()
 end
 
 -- Starts the process. opts.args replaces the arguments (default: --config FILE); opts.env
--- = { NAME = value } adds environment variables (the process runs through env(1)).
+-- = { NAME = value } adds environment variables (the process runs through env(1));
+-- opts.prefix (or node.prefix) = a command that execs the node, e.g. { "ip", "netns", "exec",
+-- NS } (the pid stays the node's: such wrappers exec).
 function Node:start(opts)
     assert(not self:running(), self.name .. " is already running")
     opts = opts or {}
@@ -152,6 +154,14 @@ function Node:start(opts)
         env_args[#env_args + 1] = H.BIN
         for _, a in ipairs(args) do env_args[#env_args + 1] = a end
         file, args = "env", env_args
+    end
+    local prefix = opts.prefix or self.prefix
+    if prefix then
+        local wrapped = {}
+        for i = 2, #prefix do wrapped[#wrapped + 1] = prefix[i] end
+        wrapped[#wrapped + 1] = file
+        for _, a in ipairs(args) do wrapped[#wrapped + 1] = a end
+        file, args = prefix[1], wrapped
     end
     local handle, pid = uv.spawn(file, { args = args, stdio = { nil, fd, fd } },
         function(code, signal)
@@ -280,6 +290,13 @@ function Node:wait_connected(others, timeout)
     end, timeout or 10, self.name .. " to be connected to " .. #others .. " peers")
 end
 
+-- Resident memory of the running process in KiB (VmRSS), or nil.
+function Node:rss_kb()
+    if not self:running() then return nil end
+    local s = read_file("/proc/" .. self.pid .. "/status") or ""
+    return tonumber(s:match("VmRSS:%s*(%d+)"))
+end
+
 function Node:metric(name)
     return self:ctl("metrics").metrics[name] or 0
 end
@@ -292,14 +309,21 @@ Net.__index = Net
 local net_counter = 0
 
 -- A group of nodes sharing one temp dir and one 127.X.Y.0/24 block (each node its own IP).
+-- opts.dir: a directory of the caller's instead (created, kept by cleanup: the demo's run
+-- dir); opts.block: the "127.X.Y" block to use.
 function H.net(opts)
     opts = opts or {}
     net_counter = net_counter + 1
     local self = setmetatable({ nodes = {}, opts = opts }, Net)
-    self.dir = sh("mktemp -d /tmp/tn-test.XXXXXX")
+    if opts.dir then
+        os.execute("mkdir -p '" .. opts.dir .. "'")
+        self.dir = opts.dir
+    else
+        self.dir = sh("mktemp -d /tmp/tn-test.XXXXXX")
+    end
     -- A block unlikely to collide with other specs running now: derived from pid and counter.
     local seed = (tonumber(sh("echo $PPID")) or 0) * 7 + net_counter * 13 + os.time()
-    self.block = string.format("127.%d.%d", 1 + seed % 250, 1 + (seed // 250) % 250)
+    self.block = opts.block or string.format("127.%d.%d", 1 + seed % 250, 1 + (seed // 250) % 250)
     return self
 end
 
