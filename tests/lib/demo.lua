@@ -4,7 +4,7 @@
 --   lua5.4 tests/lib/demo.lua [N=5] [DURATION=0] [SEED=n] [DEGREE=d | TOPOLOGY=file]
 --        [BLOCK_INTERVAL=1] [TX_RATE=2] [TX_SIZE=200] [DELAY=ms] [LOSS=pct]
 --        [FAULTS="10 kill n3; 15 restart n3; ..." | FAULTS=file] [EXPERIMENTS=a,b]
---        [RUN=name] [QUIET=1]
+--        [FEATURES=a,b] [RUN=name] [DIR=var/demo] [QUIET=1]
 --
 -- N nodes on 127.A.B.C, each with its own data dir under var/demo/<run>/<node>/, share a
 -- demo genesis (genesis_time = start) and a masternode set (every node, keys generated), a
@@ -79,7 +79,7 @@ end
 
 function D.parse_args(argv)
     local o = { DURATION = 0, BLOCK_INTERVAL = 1, TX_RATE = 2, TX_SIZE = 200,
-        DELAY = 0, LOSS = 0, FAULTS = "", EXPERIMENTS = "", DIR = "var/demo" }
+        DELAY = 0, LOSS = 0, FAULTS = "", EXPERIMENTS = "", FEATURES = "", DIR = "var/demo" }
     for _, a in ipairs(argv) do
         local k, v = a:match("^([%u_]+)=(.*)$")
         if not k then error("usage: KEY=VALUE arguments (N=, DURATION=, SEED=, ...), got " .. a, 0) end
@@ -283,6 +283,7 @@ function D.run(o)
     common.masternodes = K.ids(keys)
     common.policy_dir = policy_dir(run_dir, experiments)
     common.features = experiments
+    for _, f in ipairs(split(o.FEATURES, ",")) do table.insert(common.features, f) end
     local nodes = {}
     for i = 1, n do
         local cfg = {}
@@ -362,7 +363,8 @@ function D.run(o)
     local ok, err = xpcall(function()
         log("run %s: %d nodes, seed %d, %d links%s, block interval %g s, %g tx/s%s", run, n, seed,
             #edges, px and " (through the delay proxy)" or NS and " (in network namespaces)" or "",
-            o.BLOCK_INTERVAL, o.TX_RATE, #experiments > 0 and (", experiments: " .. table.concat(experiments, ", ")) or "")
+            o.BLOCK_INTERVAL, o.TX_RATE,
+            #experiments > 0 and (", experiments: " .. table.concat(experiments, ", ")) or "")
         log("run dir   %s  (manifest.json, results.json, pids)", run_dir)
         log("logs      %s/nN/node.log   e.g. tail -f %s/n1/node.log", run_dir, run_dir)
         log("control   build/timenetctl -d %s/n1/data status   (peers, chain, mempool, ...)", run_dir)
@@ -372,7 +374,9 @@ function D.run(o)
         write_pids()
         for _, node in ipairs(nodes) do
             H.wait(function()
-                if node.exit_code then error(node.name .. " exited with " .. node.exit_code .. ": see " .. node.log_path) end
+                if node.exit_code then
+                    error(node.name .. " exited with " .. node.exit_code .. ": see " .. node.log_path)
+                end
                 return node:ctl_try({ cmd = "status" })
             end, 20, node.name .. " to answer on its control socket")
         end

@@ -370,7 +370,9 @@ function Net:cleanup(keep_logs)
             io.stderr:write("----- log of " .. n.name .. " -----\n" .. n:log())
         end
     end
-    if self.dir and self.dir:match("^/tmp/tn%-test%.") then os.execute("rm -rf " .. self.dir) end
+    if self.dir and not self.opts.dir and self.dir:match("^/tmp/tn%-test%.") then
+        os.execute("rm -rf " .. self.dir)
+    end
     self.dir = nil
 end
 

@@ -68,7 +68,7 @@ function TR.analyze(events, opts)
     local by = {}
     local function T(name)
         if not by[name] then
-            by[name] = { born = {}, origin = {}, got = {}, duplicates = 0, received = 0,
+            by[name] = { born = {}, origin = {}, got = {}, recvd = {}, duplicates = 0, received = 0,
                 announced = 0, sent = 0 }
         end
         return by[name]
@@ -85,7 +85,11 @@ function TR.analyze(events, opts)
                 t.got[e.id][e.node] = t.got[e.id][e.node] or e.t
             elseif e.ev == "recv" then
                 t.received = t.received + 1
-                if e.outcome == "duplicate" then t.duplicates = t.duplicates + 1 end
+                -- a duplicate: the node had received this object before (dropped by dedup
+                -- or not: a Lua type without dedup reaches its handler every time)
+                local k = e.id .. e.node
+                if t.recvd[k] then t.duplicates = t.duplicates + 1 end
+                t.recvd[k] = true
                 -- experiment messages have no "accept": the first accepted recv is delivery
                 if e.outcome == "accepted" and e.type ~= "tx" and e.type ~= "block" then
                     t.got[e.id] = t.got[e.id] or {}
