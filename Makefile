@@ -103,7 +103,7 @@ bench: deps $(BENCH_BIN)
 # `make demo`: a local testnet of N real nodes (tests/lib/demo.lua; README "Local testnet").
 # Options pass through: make demo N=20 DURATION=60 SEED=7 DEGREE=4 EXPERIMENTS=latency_probe
 DEMO_VARS := N DURATION SEED DEGREE TOPOLOGY BLOCK_INTERVAL TX_RATE TX_SIZE DELAY LOSS FAULTS \
-	EXPERIMENTS RUN QUIET
+	EXPERIMENTS FEATURES RUN QUIET
 .PHONY: demo
 demo: all
 	@LUA_PATH="tests/lib/?.lua;lua/?.lua;;" LUA_CPATH="$(BUILD)/?.so;;" BUILD=$(BUILD) \

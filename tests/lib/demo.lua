@@ -256,7 +256,14 @@ function D.run(o)
     end
     local NS
     if needs_loss then
-        NS = require("netns")
+        local have, mod = pcall(require, "netns")
+        if not have then
+            log("packet loss (LOSS= or loss faults) is not available in this version: it needs the "
+                .. "namespace and nftables driver (tests/lib/netns.lua), which is not written yet; "
+                .. "use DELAY and partitions meanwhile")
+            return nil, "loss unavailable: not implemented"
+        end
+        NS = mod
         local ok, why = NS.available()
         if not ok then
             log("packet loss needs network namespaces and nftables: %s. Run as root with `ip` and "
@@ -612,7 +619,37 @@ function D.report(r, run_dir)
     print("results: " .. run_dir .. "/results.json")
 end
 
+-- Two or more runs' propagation of one type side by side: runs = { label = results, ... }.
+function D.side_by_side(runs, type_name)
+    local labels = {}
+    for label in pairs(runs) do labels[#labels + 1] = label end
+    table.sort(labels)
+    local lines = { string.format("%-20s %7s %9s %8s %8s %8s %10s", type_name, "objects", "delivery",
+        "p50 ms", "p90 ms", "p99 ms", "duplicates") }
+    for _, label in ipairs(labels) do
+        local x = runs[label].propagation[type_name]
+        if x then
+            lines[#lines + 1] = string.format("%-20s %7d %8.1f%% %8.1f %8.1f %8.1f %10d", label, x.objects,
+                (x.delivery or 0) * 100, x.latency_ms.p50 or 0, x.latency_ms.p90 or 0, x.latency_ms.p99 or 0,
+                x.duplicates)
+        end
+    end
+    return table.concat(lines, "\n")
+end
+
 if (...) == "demo" then return D end
+
+-- lua5.4 tests/lib/demo.lua compare TYPE LABEL=results.json LABEL=results.json ...
+if (...) == "compare" then
+    local args = { ... }
+    local runs = {}
+    for i = 3, #args do
+        local label, path = args[i]:match("^(.-)=(.+)$")
+        runs[label] = assert(json.decode(assert(H.read_file(path), "cannot read " .. path)))
+    end
+    print(D.side_by_side(runs, args[2]))
+    os.exit(0)
+end
 
 -- lua5.4 tests/lib/demo.lua KEY=VALUE ... (the module name is passed as `...` when required)
 local args = { ... }
