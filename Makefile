@@ -26,7 +26,7 @@ HDR := $(wildcard c/*.h)
 OBJ := $(SRC:c/%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(wildcard tests/unit/*.c)
 
-.PHONY: all deps run test asan bench fuzz clean format check-deps
+.PHONY: all deps run test asan bench fuzz fuzz-bin fuzz-replay fuzz-corpus clean format check-deps
 
 all: deps $(BUILD)/timenetd $(BUILD)/timenetctl $(BUILD)/timenet.so $(BUILD)/unit-tests
 
@@ -81,7 +81,7 @@ run: all
 	./$(BUILD)/timenetd $(if $(CONFIG),--config $(CONFIG))
 
 # Every suite; the last line is "N passed, N failed". TEST_ONLY=<suite> narrows it.
-test: all
+test: all fuzz-replay
 	@BUILD=$(BUILD) timeout --foreground -k 10 1500 tests/run.sh
 
 asan:
@@ -99,6 +99,48 @@ $(BUILD)/bench-%: tests/bench/%.c $(wildcard tests/bench/*.h) $(BUILD)/libtimene
 # ONLY=name runs one bench and keeps the other entries of var/bench/results.json.
 bench: deps $(BENCH_BIN)
 	@BUILD=$(BUILD) tests/bench/run.sh $(ONLY)
+
+# Fuzz targets: tests/fuzz/fuzz_NAME.c, corpus in tests/fuzz/corpus/NAME/ (tests/fuzz/README.md).
+# `make test` replays every corpus with a plain driver built by $(CC) ($(BUILD)/fuzz-replay/NAME,
+# sanitized under `make asan`); `make fuzz` builds the libFuzzer binaries with clang into
+# build/libfuzzer/ and runs each target FUZZ_SECONDS (ONLY=name for one); new inputs and crashes
+# go to var/fuzz/, never into git by themselves.
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SUPPORT := tests/fuzz/fz_common.c
+FUZZ_DEPS := $(FUZZ_SUPPORT) tests/fuzz/fz_common.h $(BUILD)/libtimenet.a
+FUZZ_SECONDS ?= 60
+LIBFUZZER_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+
+$(BUILD)/fuzz-replay/%: tests/fuzz/fuzz_%.c tests/fuzz/driver.c $(FUZZ_DEPS)
+	@mkdir -p $(@D)
+	@echo "LD $@"
+	@$(CC) $(CFLAGS_COMMON) -Ic $< tests/fuzz/driver.c $(FUZZ_SUPPORT) $(BUILD)/libtimenet.a \
+	  $(LUA_LIB) $(LIBS) -o $@
+
+fuzz-replay: $(FUZZ_NAMES:%=$(BUILD)/fuzz-replay/%)
+
+# Only meaningful with the libFuzzer flags (`make fuzz` sets them).
+$(BUILD)/fuzz/%: tests/fuzz/fuzz_%.c $(FUZZ_DEPS)
+	@mkdir -p $(@D)
+	@echo "LD $@"
+	@$(CC) $(CFLAGS_COMMON) -fsanitize=fuzzer -Ic $< $(FUZZ_SUPPORT) $(BUILD)/libtimenet.a \
+	  $(LUA_LIB) $(LIBS) -o $@
+
+fuzz-bin: $(FUZZ_NAMES:%=$(BUILD)/fuzz/%)
+
+fuzz: deps
+	@$(MAKE) --no-print-directory BUILD=build/libfuzzer CC=clang OPT=-O1 SAN="$(LIBFUZZER_SAN)" \
+	  fuzz-bin
+	@FUZZ_BIN=build/libfuzzer/fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(ONLY)
+
+# Regenerates the seed corpora from the real encoders (tests/fuzz/gen_corpus.c).
+$(BUILD)/fuzz-gen-corpus: tests/fuzz/gen_corpus.c $(FUZZ_DEPS)
+	@echo "LD $@"
+	@$(CC) $(CFLAGS_COMMON) -Ic $< $(FUZZ_SUPPORT) $(BUILD)/libtimenet.a $(LUA_LIB) $(LIBS) -o $@
+
+fuzz-corpus: $(BUILD)/fuzz-gen-corpus
+	./$(BUILD)/fuzz-gen-corpus tests/fuzz/corpus
 
 # `make demo`: a local testnet of N real nodes (tests/lib/demo.lua; README "Local testnet").
 # Options pass through: make demo N=20 DURATION=60 SEED=7 DEGREE=4 EXPERIMENTS=latency_probe

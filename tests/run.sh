@@ -2,7 +2,8 @@
 # Runs every suite — C unit tests, luacheck (one test per file), busted specs (one test per
 # busted test, each spec file in its own process with a deadline) — and ends with one line
 # "N passed, N failed". Exit status is non-zero if anything failed or a suite could not run.
-#   TEST_ONLY=unit|lint|spec   run one suite
+#   TEST_ONLY=unit|fuzz|lint|spec   run one suite (fuzz: each fuzz corpus replayed, one test
+#                                   per target; the libFuzzer runs are `make fuzz`)
 #   SPEC=tests/spec/x_spec.lua run one spec file
 set -u
 cd "$(dirname "$0")/.."
@@ -42,6 +43,24 @@ if [ "$only" = all ] || [ "$only" = unit ]; then
         printf '%s\n' "$out" | tail -20
     fi
     while read -r l; do failed_names+=("unit: ${l#not ok }"); done < <(printf '%s\n' "$out" | grep -E '^not ok ')
+fi
+
+# --- fuzz corpora: every input of tests/fuzz/corpus/NAME replayed through the target's
+# plain driver ($BUILD/fuzz-replay/NAME, sanitized in the asan build): one test per target.
+if [ "$only" = all ] || [ "$only" = fuzz ]; then
+    echo "== fuzz corpora"
+    for src in tests/fuzz/fuzz_*.c; do
+        t=${src#tests/fuzz/fuzz_}
+        t=${t%.c}
+        if out=$(timeout -k 5 300 "$BUILD/fuzz-replay/$t" "tests/fuzz/corpus/$t" 2>&1); then
+            echo "ok fuzz corpus $t: $(printf '%s\n' "$out" | tail -1)"
+            record "fuzz corpus $t" 0
+        else
+            echo "not ok fuzz corpus $t"
+            printf '%s\n' "$out" | tail -30 | sed 's/^/    /'
+            record "fuzz corpus $t" 1
+        fi
+    done
 fi
 
 # --- luacheck: one test per Lua file we ship or test with.
