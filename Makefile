@@ -6,7 +6,7 @@ SHELL := /bin/bash
 
 DEB_PKGS := build-essential pkg-config lua5.4 liblua5.4-dev libuv1-dev libsodium-dev \
 	libsqlite3-dev libcjson-dev lua-busted lua-luv lua-socket lua-cjson lua-dkjson lua-check \
-	lua-system clang libclang-rt-14-dev llvm-14 prometheus
+	lua-system clang libclang-rt-14-dev llvm-14 prometheus nftables
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PKG_MODS := libuv libsodium sqlite3 lua5.4 libcjson
 

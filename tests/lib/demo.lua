@@ -25,7 +25,8 @@
 -- through the delay proxy), "T loss A B PCT" (namespaces only).
 -- Latency: links with a delay go through tests/lib/delayproxy.lua (one process). Loss: with
 -- root, `ip` and `nft`, every node runs in its own network namespace (tests/lib/netns.lua)
--- and nftables drops packets; without them the run stops with a note saying what is missing.
+-- and nftables drops packets (measured: "loss" in the report); without them the run stops
+-- with a note saying what is missing.
 -- Latency and loss cannot be combined in one run (the delay proxy lives on loopback).
 local H = require("harness")
 local K = require("chainkit")
@@ -256,14 +257,7 @@ function D.run(o)
     end
     local NS
     if needs_loss then
-        local have, mod = pcall(require, "netns")
-        if not have then
-            log("packet loss (LOSS= or loss faults) is not available in this version: it needs the "
-                .. "namespace and nftables driver (tests/lib/netns.lua), which is not written yet; "
-                .. "use DELAY and partitions meanwhile")
-            return nil, "loss unavailable: not implemented"
-        end
-        NS = mod
+        NS = require("netns")
         local ok, why = NS.available()
         if not ok then
             log("packet loss needs network namespaces and nftables: %s. Run as root with `ip` and "
@@ -295,7 +289,10 @@ function D.run(o)
     for i = 1, n do
         local cfg = {}
         for k, v in pairs(common) do cfg[k] = v end
-        if NS then cfg.ip = NS.ip(i) end
+        if NS then
+            cfg.ip = NS.ip(i)
+            cfg.listen = NS.ip(i) .. ":24100" -- each namespace has its own ports
+        end
         local node = K.node(net, "n" .. i, cfg, keys[i])
         node.cfg.trace_file = node.dir .. "/trace.jsonl"
         nodes[i] = node
@@ -490,6 +487,10 @@ function D.run(o)
         stream()
         log("stopping (%s) after %.0f s", stop_reason or "duration reached", elapsed())
         results = D.collect(nodes, run_dir, manifest, submitted, rss_max, elapsed())
+        if ns_state then
+            results.packets_dropped = 0
+            for i = 1, n do results.packets_dropped = results.packets_dropped + NS.dropped(ns_state, i) end
+        end
     end, debug.traceback)
     -- whatever happened: every process we started goes
     for _, node in ipairs(nodes) do if node:running() then node:signal("sigterm") end end
@@ -607,6 +608,9 @@ function D.report(r, run_dir)
     print(string.format("memory  RSS per node (max seen): min %.1f, avg %.1f, max %.1f MiB",
         r.rss_kb.min / 1024, r.rss_kb.avg / 1024, r.rss_kb.max / 1024))
     print(string.format("txs     %d submitted", r.txs_submitted))
+    if r.packets_dropped then
+        print(string.format("loss    %d packets dropped by nftables", r.packets_dropped))
+    end
     print("propagation (from the traces; objects born in the last 2 s left out):")
     print(TR.format(r.propagation))
     for e, rows in pairs(r.experiments) do

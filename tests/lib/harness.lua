@@ -29,6 +29,7 @@ H.DEFAULTS = {
     status_interval = 60,
     store_flush_interval = 0.05,
     allow_local_addresses = true,
+    min_peers = 0, -- discovery off: a spec's topology is what it declares (discovery specs set it)
     log_level = "info",
     metrics_listen = "", -- "auto" (listen port + 1) could take another node's port; specs that
                          -- scrape set an address from H.free_port
@@ -337,7 +338,8 @@ function Net:node(name, cfg)
     for k, v in pairs(H.DEFAULTS) do c[k] = v end
     c.node_name = name
     c.data_dir = dir .. "/data"
-    c.listen = string.format("%s:%d", ip, H.free_port(ip))
+    -- an explicit listen address is taken as is (an IP that exists only in a namespace)
+    c.listen = cfg and cfg.listen or string.format("%s:%d", ip, H.free_port(ip))
     for k, v in pairs(cfg or {}) do
         if k ~= "ip" then c[k] = v end
     end

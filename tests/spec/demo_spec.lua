@@ -93,6 +93,29 @@ describe("make demo", function()
         end)
     end)
 
+    it("drops packets with nftables in network namespaces (LOSS=), the chain still agrees", function()
+        local NS = require("netns")
+        local ok, why = NS.available()
+        if not ok then
+            pending("packet loss needs root, ip and nft: " .. why)
+            return
+        end
+        with_dir(function(dir, keep)
+            local d = spawn_demo(dir, { "N=3", "DURATION=6", "BLOCK_INTERVAL=0.5", "SEED=7", "LOSS=10" })
+            keep(d)
+            H.wait(function() return d.code ~= nil end, 60, "the demo to finish")
+            assert.are.equal(0, d.code, H.read_file(d.out))
+            local r = json.decode(assert(H.read_file(dir .. "/run/results.json")))
+            assert.is_true(r.packets_dropped > 0, "packets dropped")
+            assert.is_true(r.chain.produced >= 5)
+            -- under loss the newest block may still be on its way to one node
+            assert.are.equal(3, r.chain.running)
+            assert.is_true(r.chain.height_max - r.chain.height_min <= 1)
+            -- the run's namespaces are gone
+            assert.are.equal("", (H.sh("ip netns list | grep '^tn' || true")))
+        end)
+    end)
+
     it("stops every process on SIGTERM, during faults", function()
         with_dir(function(dir, keep)
             local d = spawn_demo(dir, { "N=4", "DURATION=0", "BLOCK_INTERVAL=0.5", "SEED=5",
