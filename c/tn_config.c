@@ -140,7 +140,9 @@ static const char *const LIVE_KEYS[] = {
     "test_handshake_delay", "policy_budget", "policy_load_budget", "policy_memory_max",
     "policy_state_max", "policy_breaker_errors", "policy_tick_interval",
     "policy_reload_debounce", "ban_temporary", "ban_long", "seeds", "persistent_peers",
-    "whitelist", "features",
+    "whitelist", "features", "masternode_slots", "discovery_interval", "peer_api_url",
+    "peer_api_timeout", "peer_api_max_bytes", "peer_api_interval", "peer_exchange_interval",
+    "peer_exchange_rate", "addr_max_age",
 };
 
 int tn_config_nkeys(void)

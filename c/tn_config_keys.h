@@ -31,6 +31,26 @@
          "Accept loopback/private addresses from peer exchange (test and demo networks).")         \
     INT(max_peers, 50, 1, 100000, "Most ordinary peers at once (seed §10 Peer Limits).")           \
     INT(min_peers, 8, 0, 100000, "Dial more peers while below this (seed §10 Peer Limits).")       \
+    INT(masternode_slots, 128, 0, 100000,                                                          \
+        "Sessions with active masternodes kept beyond max_peers (seed §23); the status is "        \
+        "proven by the handshake, never claimed.")                                                 \
+    NUM(discovery_interval, 5, 0.05, 3600,                                                         \
+        "How often the node checks its peers and, below min_peers, looks for more (seed §8); "     \
+        "a lost peer or failed dial checks at once. min_peers = 0 turns discovery off.")           \
+    STR(peer_api_url, "", NULL,                                                                    \
+        "HTTP peer API (seed §8 method 2): an http(s) URL answering a JSON list of addresses; "    \
+        "empty = none.")                                                                           \
+    NUM(peer_api_timeout, 10, 0.05, 300, "Deadline of one peer API request, connect included.")   \
+    INT(peer_api_max_bytes, 262144, 1024, 67108864,                                               \
+        "Largest peer API answer; a larger one is ignored.")                                       \
+    NUM(peer_api_interval, 300, 0.05, 86400, "Least time between two peer API requests.")          \
+    NUM(peer_exchange_interval, 600, 0.05, 86400,                                                  \
+        "Least time between two get_peers to one peer, and between two answers to one peer.")      \
+    NUM(peer_exchange_rate, 0.1, 0, 1000000,                                                       \
+        "Addresses per second learned from one peer beyond its answer to our get_peers "           \
+        "(a token bucket; an answer may hold 1000).")                                              \
+    NUM(addr_max_age, 2592000, 1, 315360000,                                                       \
+        "Addresses neither seen nor connected to for this long leave the address table.")          \
     INT(max_inbound_pending, 256, 1, 100000,                                                       \
         "Most accepted connections still in their handshake; more are closed at accept.")          \
     INT(max_frame_size, 8388608, 1024, 67108864,                                                   \

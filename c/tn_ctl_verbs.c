@@ -2,6 +2,7 @@
  * arguments from the request object and fills the reply; errors are plain sentences. */
 #include "tn_chain.h"
 #include "tn_ctl.h"
+#include "tn_disc.h"
 #include "tn_log.h"
 #include "tn_metrics.h"
 #include "tn_node.h"
@@ -105,6 +106,7 @@ static void session_row(tn_node_t *n, tn_session_t *s, cJSON *row)
         if (p->tag[0]) cJSON_AddStringToObject(row, "tag", p->tag);
         cJSON_AddNumberToObject(row, "disconnects", p->disconnects);
         cJSON_AddNumberToObject(row, "sessions_total", p->sessions);
+        tn_quality_json(n, s, s->their_id, row);
     }
 }
 
@@ -449,6 +451,8 @@ static const struct {
     {"addnode", v_addnode,
      "{\"addr\":\"IP:port\",\"action\":\"add|remove|onetry\"} keep a peer connected, stored"},
     {"addednodes", v_addednodes, "peers added with addnode"},
+    {"addrs", tn_ctl_v_addrs,
+     "the address table: counts, discovery sources, entries ({\"limit\":n}, default 100)"},
     {"config_reload", v_config_reload,
      "re-read the config file: live keys apply now, others are listed as needing a restart"},
     {"config", v_config, "the config in force, as a config file"},

@@ -5,6 +5,7 @@
 
 #include "tn_chain.h"
 #include "tn_ctl.h"
+#include "tn_disc.h"
 #include "tn_log.h"
 #include "tn_metrics.h"
 #include "tn_relay.h"
@@ -247,7 +248,7 @@ static void on_connection(uv_stream_t *server, int status)
         refused = M.refused_pending;
     else if (!tn_node_whitelisted(n, &s->remote) && inbound_from_ip(n, &s->remote))
         refused = M.refused_ip;
-    else if (n->n_open + n->n_inbound_pending >= n->cfg->max_peers)
+    else if (!tn_evict_accept_ok(n)) /* full slots are judged after the handshake */
         refused = M.refused_slots;
     if (refused) {
         char ip[TN_ADDR_STRLEN];
@@ -336,6 +337,10 @@ static void on_open(tn_session_t *s)
         return;
     }
     tn_node_short_id(s->their_id, sid);
+    if (!p->session && !tn_evict_admit(n, s)) { /* full, and no worse peer to close */
+        tn_session_close(s, TN_CLOSE_LOCAL, "no free peer slot");
+        return;
+    }
     if (p->session) {
         tn_session_t *old = p->session;
         if (!keep_new(n, old, s)) {
@@ -363,6 +368,7 @@ static void on_open(tn_session_t *s)
     if (s->outbound) p->addr = s->remote;
     update_gauges(n);
     tn_targets_on_open(n, s);
+    tn_disc_on_open(n, s);
     send_hello(n, s);
     tn_health_start(n, s);
 }
@@ -397,10 +403,8 @@ static void on_hello(tn_node_t *n, tn_session_t *s, const uint8_t *p, uint32_t l
         peer->addr = s->remote;
         peer->addr.port = h.listen_port;
     }
-    char ip[TN_ADDR_STRLEN], addr[TN_ADDR_STRLEN], idhex[2 * TN_ID_LEN + 1];
+    char ip[TN_ADDR_STRLEN];
     ip_of(&s->remote, ip);
-    tn_addr_fmt(&peer->addr, addr);
-    tn_hex(idhex, peer->id, TN_ID_LEN);
     if (!peer->established) {
         char sid[9];
         tn_node_short_id(peer->id, sid);
@@ -411,16 +415,7 @@ static void on_hello(tn_node_t *n, tn_session_t *s, const uint8_t *p, uint32_t l
                     s->outbound ? "outbound" : "inbound");
         peer->established = peer->ever_established = true;
     }
-    if (peer->addr.port && n->store) {
-        uint64_t now = tn_wall_ms();
-        tn_store_exec(n->store,
-                      "INSERT INTO peers(addr,node_id,source,first_seen,last_seen,last_success,"
-                      "successes) VALUES(?,?,?,?,?,?,1) ON CONFLICT(addr) DO UPDATE SET "
-                      "node_id=excluded.node_id,last_seen=excluded.last_seen,"
-                      "last_success=excluded.last_success,successes=successes+1",
-                      "tttiii", addr, idhex, s->outbound ? "outbound" : "inbound", (int64_t)now,
-                      (int64_t)now, (int64_t)now);
-    }
+    tn_disc_on_hello(n, s); /* the address table learns its address (and stores it) */
     tn_sync_on_established(n, s);
 }
 
@@ -464,6 +459,8 @@ static void on_message(tn_session_t *s, uint16_t type, const uint8_t *p, uint32_
     case TN_MSG_NOTFOUND: tn_relay_on_notfound(n, s, p, len); return;
     case TN_MSG_TX: tn_relay_on_tx(n, s, p, len); return;
     case TN_MSG_BLOCK: tn_relay_on_block(n, s, p, len); return;
+    case TN_MSG_GET_PEERS: tn_pex_on_get_peers(n, s, p, len); return;
+    case TN_MSG_PEERS: tn_pex_on_peers(n, s, p, len); return;
     case TN_MSG_GET_MEMPOOL:
         if (len) invalid_message(n, s, "malformed get_mempool");
         else tn_relay_on_get_mempool(n, s);
@@ -558,6 +555,7 @@ static void on_close(tn_session_t *s, tn_close_reason_t reason, const char *deta
         tn_debug("Session %llu %s %s closed: %s (%s)", (unsigned long long)s->gen,
                  s->outbound ? "to" : "from", a, tn_close_reason_name(reason), detail);
     }
+    tn_disc_on_close(n, s, was_open, detail); /* quality, failed dials, look for another */
     s->peer = NULL;
     tn_relay_on_close(n, s);
     tn_sync_on_close(n, s);
@@ -569,7 +567,7 @@ static void on_close(tn_session_t *s, tn_close_reason_t reason, const char *deta
 
 tn_peer_view_t tn_node_view(tn_node_t *n, tn_session_t *s, const tn_addr_t *addr)
 {
-    tn_peer_view_t v = {s, NULL, addr};
+    tn_peer_view_t v = {s, NULL, addr, NULL};
     if (s && s->peer)
         v.p = s->peer;
     else if (s && s->state == TN_SS_OPEN)
@@ -705,6 +703,11 @@ int tn_node_start(tn_node_t *n, uv_loop_t *loop, tn_config_t *cfg, char *err, si
     tn_info("timenetd started: network %s, listening on %s, node id %s%s, data dir %s",
             cfg->network, n->listening ? cfg->listen : "(none)", tn_node_short_id(n->id, sid),
             created ? " (new key)" : "", cfg->data_dir);
+    if (tn_disc_start(n) != TN_OK) { /* anchors are dialed first, before any other peer */
+        snprintf(err, errlen, "out of memory");
+        tn_node_stop(n, "start failed");
+        return TN_ENOMEM;
+    }
     tn_targets_start(n);
     if ((rc = tn_ops_start(n, err, errlen))) { /* metrics, signals, systemd READY=1 */
         tn_node_stop(n, "start failed");
@@ -719,6 +722,7 @@ void tn_node_stop(tn_node_t *n, const char *why)
     n->stopping = true;
     tn_ops_stop(n);
     tn_info("Shutting down (%s): closing %d sessions", why, n->n_sessions);
+    tn_disc_stop(n); /* the outbound peers now are the next start's anchors */
     while (n->sessions) tn_session_close(n->sessions, TN_CLOSE_LOCAL, "shutdown");
     if (n->listening) uv_close((uv_handle_t *)&n->listener, NULL);
     n->listening = false;
@@ -749,6 +753,7 @@ void tn_node_free(tn_node_t *n)
     }
     tn_strikes_free(n);
     tn_bans_free(n);
+    tn_disc_free(n);
     tn_chain_close(n);
     tn_policy_free(n->policy);
     tn_ops_free(n);

@@ -112,6 +112,7 @@ struct tn_node {
     int n_bans;
     tn_policy_t *policy;
     tn_ops_t *ops; /* metrics endpoint, signals, systemd, config reload (tn_ops.h) */
+    struct tn_disc *disc; /* discovery, address table, peer quality (tn_disc.h) */
     uint64_t height; /* main chain height */
     /* chain, relay, sync, production (tn_chain.c, tn_relay.c, tn_sync.c, tn_produce.c) */
     tn_chain_t *chain;

@@ -3,6 +3,7 @@
  * timer whose lateness is how long the loop was busy elsewhere (libuv 1.44 has no loop
  * metrics API). */
 #include "tn_chain.h"
+#include "tn_disc.h"
 #include "tn_log.h"
 #include "tn_metrics.h"
 #include "tn_node.h"
@@ -100,4 +101,5 @@ void tn_ops_collect(tn_node_t *n)
         if (!known && n_flags < TN_FEATURE_SERIES_MAX) flags[n_flags++] = m;
     }
     tn_policy_collect(n->policy);
+    tn_disc_collect(n);
 }

@@ -56,6 +56,7 @@ typedef struct {
     const tn_session_t *s;
     tn_peer_t *p;
     const tn_addr_t *addr;
+    const uint8_t *id; /* node id known without a record or session (discovery candidates) */
 } tn_peer_view_t;
 
 typedef struct tn_policy_gen tn_policy_gen_t;
@@ -131,5 +132,36 @@ int tn_policy_schedule(tn_policy_t *p, uint64_t slot, const uint8_t (*set)[32], 
 /* Next sync peer among n candidates (dflt: the C default's choice); returns an index. */
 int tn_policy_failover(tn_policy_t *p, const tn_addr_t *current, uint64_t height,
                        const tn_peer_view_t *cands, int n, int dflt);
+
+/* ---- discovery and eviction hooks (tn_policy_peers.c) ---- */
+
+/* Order in which to try discovery sources: fills order[] with indexes into names[] (n of
+ * them; available/failures per source) and returns how many. C default: the available ones
+ * in the given order, a source that failed 3 times in a row moved last (as discovery.lua). */
+int tn_policy_discovery_order(tn_policy_t *p, int connected, int min_peers,
+                              const char *const *names, const bool *available,
+                              const uint32_t *failures, int n, int *order);
+
+/* A dial candidate as rank_candidates sees it. */
+typedef struct {
+    tn_addr_t addr;
+    bool masternode;    /* an active masternode's address (by the id last seen there) */
+    const char *source; /* where the address came from: seed, api, exchange, inbound, outbound */
+    uint32_t failures;  /* consecutive failed dials */
+    double score;       /* the last score of the node seen there, 0 if none */
+    double last_success; /* unix seconds of the last successful dial, 0 = never */
+} tn_policy_cand_t;
+
+/* Dial order: fills order[] with candidate indexes (a subset is fine) and returns how many;
+ * dflt/n_dflt is the C default's order, used on any failure. */
+int tn_policy_rank_candidates(tn_policy_t *p, const tn_policy_cand_t *c, int n, const int *dflt,
+                              int n_dflt, int *order);
+
+/* Which established session to close (reason "inbound", "outbound": a newcomer at full
+ * slots; "over_limit": above max_peers). Returns an index into list, or -1 = close none
+ * (the newcomer is then refused). closable[i] false: the hook may not pick list[i] (a
+ * masternode for an ordinary newcomer); such a pick counts as a bad result. */
+int tn_policy_evict(tn_policy_t *p, tn_session_t *const *list, const bool *closable, int n,
+                    const tn_session_t *newcomer, const char *reason, int dflt);
 
 #endif

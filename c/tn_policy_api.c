@@ -3,6 +3,7 @@
  * built per call, and a policy that keeps it sees nil fields once the call is over. */
 #include "tn_chain.h"
 #include "tn_config.h"
+#include "tn_disc.h"
 #include "tn_experiment.h"
 #include "tn_log.h"
 #include "tn_metrics.h"
@@ -110,13 +111,26 @@ enum {
     F_TAG,
     F_HEIGHT,
     F_CONNECTED,
+    /* quality across sessions and restarts (tn_quality.c) */
+    F_SUCCESS_RATE,
+    F_UPTIME_SHARE,
+    F_RTT_AVG_MS,
+    F_PINGS_TOTAL,
+    F_LATE_TOTAL,
+    F_MISSED_TOTAL,
+    F_BLOCKS,
+    F_DUPS,
+    F_INVALID,
+    F_DISCONNECTS_TOTAL,
     F__COUNT
 };
 static const char *const FIELDS[F__COUNT] = {
     "addr",        "ip",         "port",        "id",        "short_id", "name",     "dir",
     "outbound",    "masternode", "connected_s", "rtt_ms",    "pings",    "pongs",    "late",
     "missed",      "missed_run", "bytes_in",    "bytes_out", "msgs_in",  "msgs_out", "sessions",
-    "disconnects", "strikes",    "score",       "tag",       "height",   "connected"};
+    "disconnects", "strikes",    "score",       "tag",       "height",   "connected",
+    "success_rate", "uptime_share", "rtt_avg_ms", "pings_total", "late_total", "missed_total",
+    "blocks", "dups", "invalid", "disconnects_total"};
 
 static const char PEER_MT[] = "tn.peer";
 
@@ -228,6 +242,13 @@ static int peer_index(lua_State *L)
         lua_pushinteger(L, s && s->hello ? (lua_Integer)s->their_height : 0);
         return 1;
     default:
+        if (f >= F_SUCCESS_RATE && f < F__COUNT && g->host) {
+            const uint8_t *id = p ? p->id : open ? s->their_id : g->cur.id;
+            double x = 0;
+            tn_quality_value(g->host->node, s, id, FIELDS[f], &x);
+            lua_pushnumber(L, x);
+            return 1;
+        }
         break;
     }
     lua_pushnil(L);

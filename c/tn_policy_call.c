@@ -2,6 +2,7 @@
  * hook, one log line per error kind, never one per call), the circuit breaker, and the
  * optional recording of every decision for the replay kit. */
 #include "tn_chain.h"
+#include "tn_disc.h"
 #include "tn_log.h"
 #include "tn_metrics.h"
 #include "tn_node.h"
@@ -192,6 +193,18 @@ void tn_hook_record(tn_policy_t *p, tn_hook_t h, const tn_peer_view_t *v, const 
                 tn_json_str(tag, sizeof tag, v->p->tag);
                 fprintf(f, ",\"tag\":%s", tag);
             }
+        }
+        /* quality across sessions (tn_quality.c), so replays can rebuild scores */
+        const uint8_t *qid = v->p                                ? v->p->id
+                             : s && s->state == TN_SS_OPEN ? s->their_id
+                                                           : v->id;
+        static const char *const qf[] = {"success_rate", "uptime_share", "rtt_avg_ms",
+                                         "pings_total",  "late_total",   "missed_total",
+                                         "blocks",       "dups",         "invalid",
+                                         "disconnects_total"};
+        for (size_t i = 0; qid && i < TN_ARRAY_LEN(qf); i++) {
+            double x;
+            if (tn_quality_value(p->node, s, qid, qf[i], &x)) fprintf(f, ",\"%s\":%.6g", qf[i], x);
         }
         fprintf(f, ",\"strikes\":%u}", tn_strikes_total(p->node, a));
     }

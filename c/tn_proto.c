@@ -145,6 +145,31 @@ int tn_locator_decode(const uint8_t *p, uint32_t len)
     return (int)n;
 }
 
+int tn_peers_decode(const uint8_t *p, uint32_t len)
+{
+    if (len < 2) return TN_EINVAL;
+    uint32_t n = tn_get_u16(p);
+    if (n > TN_PEX_MAX || len != 2 + n * TN_PEER_ENTRY) return TN_EINVAL;
+    return (int)n;
+}
+
+void tn_peers_entry(const uint8_t *p, int i, tn_peer_entry_t *e)
+{
+    const uint8_t *q = p + 2 + (size_t)i * TN_PEER_ENTRY;
+    memcpy(e->ip, q, 16);
+    e->port = tn_get_u16(q + 16);
+    e->seen_s = tn_get_u32(q + 18);
+    memcpy(e->id, q + 22, 32);
+}
+
+void tn_peers_entry_put(uint8_t out[TN_PEER_ENTRY], const tn_peer_entry_t *e)
+{
+    memcpy(out, e->ip, 16);
+    tn_put_u16(out + 16, e->port);
+    tn_put_u32(out + 18, e->seen_s);
+    memcpy(out + 22, e->id, 32);
+}
+
 const char *tn_msg_name(uint16_t type)
 {
     static const char *const core[] = {"auth", "hello", "ping", "pong"};
@@ -154,5 +179,7 @@ const char *tn_msg_name(uint16_t type)
     if (type < TN_ARRAY_LEN(core)) return core[type];
     if (type >= TN_MSG_INV && type < TN_MSG_INV + TN_ARRAY_LEN(chain))
         return chain[type - TN_MSG_INV];
+    if (type == TN_MSG_GET_PEERS) return "get_peers";
+    if (type == TN_MSG_PEERS) return "peers";
     return NULL;
 }

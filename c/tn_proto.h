@@ -32,6 +32,9 @@ enum {
     TN_MSG_GET_BLOCKS = 0x0017, /* count u8 | count x id 32: a locator, newest first */
     TN_MSG_BLOCKS = 0x0018,     /* count u16 | count x (len u32 | block), in chain order */
     TN_MSG_GET_MEMPOOL = 0x0019,
+    /* peer exchange (tn_pex.c) */
+    TN_MSG_GET_PEERS = 0x0020, /* empty */
+    TN_MSG_PEERS = 0x0021,     /* count u16 | count x (ip 16 | port u16 | seen u32 | id 32) */
     TN_MSG_EXPERIMENT_FIRST = 0x8000,
 };
 
@@ -43,6 +46,17 @@ enum {
 #define TN_BLOCKS_MAX 50 /* blocks in one reply (DESIGN.md) */
 
 #define TN_HELLO_F_MASTERNODE 0x1u
+
+#define TN_PEX_MAX 1000 /* addresses in one peers message */
+#define TN_PEER_ENTRY 54  /* ip 16 (IPv4 as ::ffff:a.b.c.d) | port 2 | seen 4 | id 32 */
+
+/* One address of a peers message: seen_s is unix seconds, id all zero when unknown. */
+typedef struct {
+    uint8_t ip[16];
+    uint16_t port;
+    uint32_t seen_s;
+    uint8_t id[32];
+} tn_peer_entry_t;
 
 typedef struct {
     uint8_t magic[4];
@@ -94,6 +108,11 @@ static inline void tn_inv_entry(const uint8_t *p, int i, uint8_t *kind, const ui
 int tn_height_decode(const uint8_t *p, uint32_t len, uint64_t *height, const uint8_t **tip);
 /* get_blocks: the number of locator ids (or TN_EINVAL). */
 int tn_locator_decode(const uint8_t *p, uint32_t len);
+
+/* peers: checks the layout and returns the entry count (0..TN_PEX_MAX) or TN_EINVAL. */
+int tn_peers_decode(const uint8_t *p, uint32_t len);
+void tn_peers_entry(const uint8_t *p, int i, tn_peer_entry_t *e);
+void tn_peers_entry_put(uint8_t out[TN_PEER_ENTRY], const tn_peer_entry_t *e);
 
 /* Name of a core type for logs and metrics, or NULL when not a core type this build knows. */
 const char *tn_msg_name(uint16_t type);

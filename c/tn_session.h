@@ -121,6 +121,12 @@ struct tn_session {
     double score; /* from the score hook, refreshed every policy tick */
     void *relay;  /* tn_relay_peer_t, allocated when inventory first flows */
     bool sync_stalled; /* failed us as sync peer; skipped until it answers heights again */
+    /* peer exchange (tn_pex.c): addresses it may still teach us (a token bucket), when we
+     * last asked it and answered it (loop ms, 0 = never), and whether an answer is due */
+    double pex_tokens;
+    uint64_t pex_refill_ms, pex_asked_ms, pex_answered_ms;
+    bool pex_awaiting;
+    uint32_t pex_dropped;
 };
 
 int tn_net_init(tn_net_t *net, uv_loop_t *loop, const tn_session_cbs_t *cbs, void *owner);

@@ -57,6 +57,23 @@ static const char *MIGRATIONS[] = {
     "  block_b TEXT NOT NULL,"
     "  seen_ms INTEGER NOT NULL,"
     "  PRIMARY KEY (producer, slot, block_b));",
+    /* 5: the address table (tn_addrman.h) over the known peers, and peer quality per node */
+    "ALTER TABLE peers ADD COLUMN src TEXT NOT NULL DEFAULT '';" /* IP of the telling peer */
+    "ALTER TABLE peers ADD COLUMN last_try INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE peers ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;" /* failed in a row */
+    "ALTER TABLE peers ADD COLUMN tried INTEGER NOT NULL DEFAULT 0;"    /* a dial worked */
+    "ALTER TABLE peers ADD COLUMN anchor INTEGER NOT NULL DEFAULT 0;"   /* outbound at exit */
+    "ALTER TABLE peers ADD COLUMN id_verified INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE peer_quality ("
+    "  node_id TEXT PRIMARY KEY,"
+    "  addr TEXT NOT NULL,"
+    "  dials INTEGER NOT NULL, dial_failures INTEGER NOT NULL,"
+    "  sessions INTEGER NOT NULL, disconnects INTEGER NOT NULL,"
+    "  connected_ms INTEGER NOT NULL,"
+    "  first_seen INTEGER NOT NULL, updated INTEGER NOT NULL," /* unix ms */
+    "  rtt_ms REAL NOT NULL,"
+    "  pings INTEGER NOT NULL, late INTEGER NOT NULL, missed INTEGER NOT NULL,"
+    "  blocks INTEGER NOT NULL, dups INTEGER NOT NULL, invalid INTEGER NOT NULL);",
 };
 
 typedef struct {

@@ -11,7 +11,7 @@
 #include <uv.h>
 
 #define TN_STORE_QUEUE_MAX 65536 /* queued writes before a warning and a synchronous commit */
-#define TN_STORE_MAX_PARAMS 10
+#define TN_STORE_MAX_PARAMS 16
 
 typedef struct tn_store tn_store_t;
 

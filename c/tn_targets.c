@@ -64,7 +64,8 @@ static bool satisfied(tn_node_t *n, const tn_addr_t *a, const tn_target_t *t)
 static void schedule(tn_node_t *n, tn_target_t *t, const char *why)
 {
     bool gave_up;
-    tn_peer_view_t v = {NULL, t->id_known ? tn_node_peer_find(n, t->id) : NULL, &t->addr};
+    tn_peer_view_t v = {NULL, t->id_known ? tn_node_peer_find(n, t->id) : NULL, &t->addr,
+                        t->id_known ? t->id : NULL};
     uint64_t ms = tn_policy_reconnect_ms(n->policy, &v, t->failures, why, &gave_up);
     char a[TN_ADDR_STRLEN];
     tn_addr_fmt(&t->addr, a);
@@ -155,8 +156,10 @@ void tn_targets_start(tn_node_t *n)
     tn_addr_t a;
     for (int i = 0; i < n->cfg->persistent_peers.n; i++)
         if (tn_addr_parse(n->cfg->persistent_peers.v[i], &a) == 0) tn_targets_dial(n, &a, true);
-    for (int i = 0; i < n->cfg->seeds.n; i++)
-        if (tn_addr_parse(n->cfg->seeds.v[i], &a) == 0) tn_targets_dial(n, &a, false);
+    /* With discovery on (min_peers > 0) seeds are its first source (tn_discovery.c). */
+    if (n->cfg->min_peers <= 0)
+        for (int i = 0; i < n->cfg->seeds.n; i++)
+            if (tn_addr_parse(n->cfg->seeds.v[i], &a) == 0) tn_targets_dial(n, &a, false);
 }
 
 void tn_targets_on_open(tn_node_t *n, tn_session_t *s)

@@ -2,19 +2,26 @@
 -- connections when at limit", "prioritize masternode connections", "keep connections to
 -- geographically diverse peers"; §23 Masternode Peer Priority; §21 Geographic Diversity).
 --
---   evict(list) -> addr of the connection to close, or nil to close none (the core then refuses
---       the newcomer). Proposed contract, wired by the discovery issue; see README.md.
---       list = { {addr=, ip=, masternode=, connected_s=, rtt_ms=, pongs=, score=, ...}, ... }
+--   evict(list, ctx) -> addr of the connection to close, or nil to close none (the newcomer is
+--       then refused). See README.md, "The hook contract".
+--       list = { {addr=, ip=, id=, dir=, outbound=, masternode=, connected_s=, rtt_ms=, pongs=,
+--                 score=, success_rate=, ...}, ... }: the established sessions
+--       ctx  = { reason = "inbound"|"outbound"|"over_limit", newcomer = {...} or nil,
+--                max_peers = n }
 --
--- Masternodes are never chosen. Of the others, a few of each kind an attacker finds hard to
--- fake are protected (Bitcoin Core's eviction works the same way): the only peer of its
--- network group, the fastest, the longest connected. The lowest score among the rest goes.
+-- Masternodes are never chosen (the core refuses such a pick for an ordinary newcomer). Of
+-- the others, a few of each kind an attacker finds hard to fake are protected (Bitcoin Core's
+-- eviction works the same way): the only peer of its network group, the fastest, the longest
+-- connected, and our own outbound choices up to min_peers. The lowest score among the rest
+-- goes; when every one is protected, none goes and the newcomer is refused (no churn).
 local M = {}
 local netgroup = require("netgroup")
 
 local PROTECT_GROUPS = 4  -- §21: keep up to 4 peers that are alone in their network group
 local PROTECT_FASTEST = 4 -- §9 Response time: keep the 4 lowest RTTs
 local PROTECT_LONGEST = 4 -- §2 Persistent Connections: keep the 4 longest connected
+local PROTECT_OUTBOUND = tn.config.min_peers -- §10 "minimum 8": the peers we chose stay, so an
+                          -- inbound flood cannot push out every connection we made (eclipse)
 
 -- Picks up to n of `pool` (not yet in `kept`) that satisfy ok, in the order of before(a, b).
 local function protect(pool, kept, n, ok, before)
@@ -28,7 +35,7 @@ end
 
 local function by_addr(a, b) return tostring(a.addr) < tostring(b.addr) end
 
-function M.evict(list)
+function M.evict(list, ctx) -- luacheck: no unused args
     local ordinary, group_size, group = {}, {}, {}
     for _, p in ipairs(list) do
         if not p.masternode then
@@ -57,6 +64,11 @@ function M.evict(list)
         end
         return by_addr(a, b)
     end)
+    protect(ordinary, kept, PROTECT_OUTBOUND, function(p) return p.dir == "out" end,
+        function(a, b)
+            if (a.score or 0) ~= (b.score or 0) then return (a.score or 0) > (b.score or 0) end
+            return by_addr(a, b)
+        end)
 
     local victim
     for _, p in ipairs(ordinary) do
@@ -74,7 +86,9 @@ function M.evict(list)
             end
         end
     end
-    if not victim then -- everyone protected: still an ordinary peer, the lowest score
+    if not victim then
+        if not (ctx and ctx.reason == "over_limit") then return nil end -- all protected: refuse
+        -- over max_peers (lowered by a config reload): someone must go, the lowest score
         table.sort(ordinary, function(a, b)
             if (a.score or 0) ~= (b.score or 0) then return (a.score or 0) < (b.score or 0) end
             return by_addr(a, b)
@@ -98,10 +112,26 @@ local function conn(i, fields)
 end
 
 M.tests = {
-    never_a_masternode_while_an_ordinary_peer_exists = function()
-        local list = { conn(1, { masternode = true, score = 0 }), conn(2, { score = 99 }) }
-        check(M.evict(list) == list[2].addr)
+    never_a_masternode = function()
+        local list = { conn(1, { masternode = true, score = 0 }) }
+        for i = 2, 20 do list[i] = conn(2, { addr = "10.2.0." .. i .. ":1", ip = "10.2.0." .. i,
+            score = 99, connected_s = i }) end
+        check(M.evict(list) ~= list[1].addr, "evicted a masternode")
+        check(M.evict(list) ~= nil, "an unprotected ordinary peer exists")
         check(M.evict({ conn(1, { masternode = true }) }) == nil, "masternodes only: close none")
+    end,
+    all_protected_closes_none_unless_over_limit = function()
+        local list = { conn(1, { score = 1 }), conn(2, { score = 2 }) }
+        check(M.evict(list, { reason = "inbound" }) == nil, "refuse the newcomer")
+        check(M.evict(list, { reason = "over_limit" }) == list[1].addr, "lowest score goes")
+    end,
+    keeps_outbound_choices = function()
+        local list = {}
+        for i = 1, 20 do list[i] = conn(1, { addr = "10.1.0." .. i .. ":1", ip = "10.1.0." .. i,
+            score = 50, connected_s = 100, rtt_ms = 100, dir = "in" }) end
+        list[20].dir, list[20].score = "out", 1
+        local kept = PROTECT_OUTBOUND > 0
+        check((M.evict(list) ~= list[20].addr) == kept, "outbound protection is min_peers")
     end,
     lowest_score_of_the_unprotected = function()
         local list = {}

@@ -37,6 +37,9 @@
 --                                 -- sent first are discarded and counted in p.drained
 --   p:close()
 --   p.id, p.their_id              -- node ids in hex (ours, theirs after handshake)
+--   A.peers_payload(list)        -- a peers message payload: list of { ip=, port=, seen=, id= }
+--                                 -- (ip IPv4 text, seen unix seconds, id 64 hex or nil)
+--   A.decode_peers(payload)       -- the entries of a peers payload, same shape
 -- Constants and the codec itself: A.T (= require("timenet")), A.u32(n) packs a header.
 local socket = require("socket")
 local T = require("timenet")
@@ -47,6 +50,40 @@ local Peer = {}
 Peer.__index = Peer
 
 function A.u32(n) return string.pack(">I4", n) end
+
+-- Peer exchange (doc/protocol.md 6.5): entries of 54 bytes, IPv4 as ::ffff:a.b.c.d.
+function A.peers_payload(list)
+    local parts = { string.pack(">I2", #list) }
+    for i, e in ipairs(list) do
+        local a, b, c, d = e.ip:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+        assert(a, "IPv4 only: " .. tostring(e.ip))
+        local id = e.id and (e.id:gsub("..", function(h) return string.char(tonumber(h, 16)) end))
+            or string.rep("\0", 32)
+        parts[i + 1] = string.rep("\0", 10) .. "\255\255" .. string.char(a, b, c, d)
+            .. string.pack(">I2>I4", e.port, e.seen or os.time()) .. id
+    end
+    return table.concat(parts)
+end
+
+function A.decode_peers(p)
+    local n = string.unpack(">I2", p)
+    local out = {}
+    for i = 0, n - 1 do
+        local off = 3 + i * 54
+        local ip = p:sub(off, off + 15)
+        local port, seen = string.unpack(">I2>I4", p, off + 16)
+        local id = p:sub(off + 22, off + 53):gsub(".",
+            function(ch) return string.format("%02x", ch:byte()) end)
+        local text
+        if ip:sub(1, 12) == string.rep("\0", 10) .. "\255\255" then
+            text = string.format("%d.%d.%d.%d", ip:byte(13, 16))
+        else
+            text = ip:gsub(".", function(ch) return string.format("%02x", ch:byte()) end)
+        end
+        out[#out + 1] = { ip = text, port = port, seen = seen, id = id ~= string.rep("0", 64) and id or nil }
+    end
+    return out
+end
 
 -- Opens a TCP connection (nothing sent yet) and prepares the handshake state.
 function A.connect(ip, port, opts)

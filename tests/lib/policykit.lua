@@ -55,7 +55,8 @@ local LEVELS = { debug = true, info = true, warn = true, error = true }
 K.PEER_FIELDS = { "addr", "ip", "port", "id", "short_id", "name", "dir", "outbound", "masternode",
     "connected_s", "rtt_ms", "pings", "pongs", "late", "missed", "missed_run", "bytes_in",
     "bytes_out", "msgs_in", "msgs_out", "sessions", "disconnects", "strikes", "score", "tag",
-    "height", "connected" }
+    "height", "connected", "success_rate", "uptime_share", "rtt_avg_ms", "pings_total",
+    "late_total", "missed_total", "blocks", "dups", "invalid", "disconnects_total" }
 
 ---------------------------------------------------------------------------- small helpers
 
@@ -986,6 +987,9 @@ function K.peer(fields)
         connected = true, connected_s = 0, rtt_ms = 0, pings = 0, pongs = 0, late = 0, missed = 0,
         missed_run = 0, bytes_in = 0, bytes_out = 0, msgs_in = 0, msgs_out = 0, sessions = 1,
         disconnects = 0, strikes = 0, score = 0, tag = nil, height = 0,
+        -- quality across sessions (tn_quality.c): a peer with no history
+        success_rate = 1, uptime_share = 0, rtt_avg_ms = 0, pings_total = 0, late_total = 0,
+        missed_total = 0, blocks = 0, dups = 0, invalid = 0, disconnects_total = 0,
     }
     for k, v in pairs(fields) do p[k] = v end
     return p
@@ -1123,6 +1127,11 @@ local function replay_peer(rec)
         unknown.tag = true
     end
     known.strikes = r.strikes or 0
+    -- quality fields (tn_quality.c) are known when the recording has them (newer nodes)
+    for _, k in ipairs({ "success_rate", "uptime_share", "rtt_avg_ms", "pings_total", "late_total",
+        "missed_total", "blocks", "dups", "invalid", "disconnects_total" }) do
+        unknown[k] = true
+    end
     -- a recorder that writes more of the peer object's fields makes them known
     for _, k in ipairs(K.PEER_FIELDS) do
         if r[k] ~= nil and r[k] ~= json.null then

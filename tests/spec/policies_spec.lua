@@ -323,10 +323,13 @@ describe("eviction.lua", function()
             end
             list[#list + 1] = conn("10.200.0.1", { masternode = false, score = 100, connected_s = 1e6 })
             local pick = pol:decide("evict", list)
+            local ordinary = 0
             for _, c in ipairs(list) do
                 if c.addr == pick then assert.is_false(c.masternode, "evicted a masternode") end
+                if not c.masternode then ordinary = ordinary + 1 end
             end
-            assert.is_not_nil(pick)
+            -- at most 4 + 4 + 4 are protected (groups, fastest, longest); with more, one goes
+            if ordinary > 12 then assert.is_not_nil(pick) end
         end
         assert.is_nil(pol:decide("evict", { conn("10.0.0.1", { masternode = true }) }))
     end)
@@ -350,6 +353,27 @@ describe("eviction.lua", function()
         list[3].connected_s, list[3].score = 1e6, 3
         list[4].score = 4
         assert.are.equal(list[4].addr, pol:decide("evict", list))
+    end)
+
+    it("closes none when every ordinary peer is protected, unless over max_peers", function()
+        local pol = load()
+        local list = {}
+        for i = 1, 12 do list[i] = conn("10." .. i .. ".0.1", { score = i }) end
+        list[13] = conn("10.99.0.1", { masternode = true, score = 0 })
+        assert.is_nil(pol:decide("evict", list, { reason = "inbound" }))
+        assert.are.equal("10.1.0.1:24100", pol:decide("evict", list, { reason = "over_limit" }))
+    end)
+
+    it("keeps our outbound choices up to min_peers", function()
+        local pol = load()
+        local list = {}
+        for i = 1, 30 do
+            list[i] = conn("10.1.0." .. i, { score = 50, connected_s = 100 + i, rtt_ms = 200 - i,
+                dir = i <= 8 and "out" or "in" })
+        end
+        list[1].score, list[9].score = 1, 2 -- the worst two: one outbound, one inbound
+        assert.are.equal(list[9].addr, pol:decide("evict", list, { reason = "inbound" }))
+        assert.are.equal(list[1].addr, load({ min_peers = 0 }):decide("evict", list))
     end)
 
     it("among equal scores, takes from the most crowded network group", function()
