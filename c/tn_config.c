@@ -139,7 +139,11 @@ static const char *const LIVE_KEYS[] = {
     "sync_interval", "heartbeat_interval", "pong_deadline", "status_interval",
     "test_handshake_delay", "policy_budget", "policy_load_budget", "policy_memory_max",
     "policy_state_max", "policy_breaker_errors", "policy_tick_interval",
-    "policy_reload_debounce", "ban_temporary", "ban_long", "seeds", "persistent_peers",
+    "policy_reload_debounce", "ban_temporary", "ban_long", "connection_attempts_free",
+    "connection_attempts_max", "connection_attempt_window", "rate_control", "rate_heartbeat",
+    "rate_addresses", "rate_inventory", "rate_blocks", "rate_custom", "frame_timeout",
+    "write_timeout", "buffer_memory_max", "bandwidth_in", "bandwidth_out", "seeds",
+    "persistent_peers",
     "whitelist", "features", "masternode_slots", "discovery_interval", "peer_api_url",
     "peer_api_timeout", "peer_api_max_bytes", "peer_api_interval", "peer_exchange_interval",
     "peer_exchange_rate", "addr_max_age",
@@ -546,6 +550,21 @@ static int cross_check(tn_config_t *c, const load_ctx_t *ctx, const char *path, 
         uint8_t id[32];
         CHECK(strlen(c->masternodes.v[i]) == 64 && tn_unhex(id, 32, c->masternodes.v[i]) == 0,
               "masternodes", "'masternodes' entry %d is not a node id (64 hex digits)", i + 1);
+    }
+    CHECK(c->connection_attempts_max >= c->connection_attempts_free, "connection_attempts_max",
+          "connection_attempts_max (%lld) is below connection_attempts_free (%lld)",
+          (long long)c->connection_attempts_max, (long long)c->connection_attempts_free);
+    const struct {
+        const char *name;
+        const tn_numlist_t *l;
+    } rates[] = {{"rate_control", &c->rate_control},     {"rate_heartbeat", &c->rate_heartbeat},
+                 {"rate_addresses", &c->rate_addresses}, {"rate_inventory", &c->rate_inventory},
+                 {"rate_blocks", &c->rate_blocks},       {"rate_custom", &c->rate_custom}};
+    for (size_t i = 0; i < TN_ARRAY_LEN(rates); i++) {
+        const tn_numlist_t *l = rates[i].l;
+        CHECK(l->n == 2 && ((l->v[0] == 0 && l->v[1] == 0) || (l->v[0] >= 1 && l->v[1] > 0)),
+              rates[i].name, "%s must be { count >= 1, seconds > 0 }, or { 0, 0 } for no limit",
+              rates[i].name);
     }
     /* A default max_block_size follows a smaller max_frame_size; one set explicitly must fit. */
     if (key_line(ctx, "max_block_size") == 0 && c->max_block_size + 64 > c->max_frame_size)

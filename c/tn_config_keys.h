@@ -111,6 +111,41 @@
         "Temporary ban (seed §12: 5 minutes); the C default verdict when strikes reach the "   \
         "limit.")                                                                              \
     NUM(ban_long, 86400, 1, 315360000, "Long ban (seed §12: 24 hours), for the bans policy.")  \
+    INT(connection_attempts_free, 5, 1, 1000000,                                                \
+        "Connection attempts from one IP within connection_attempt_window never reported (seed " \
+        "§12: more than 5 a minute is a violation); each further one goes to the bans policy as " \
+        "'connections' and is refused unless the verdict is 'ignore'.")                        \
+    INT(connection_attempts_max, 10, 1, 1000000,                                                \
+        "Attempts from one IP within the window beyond which more are refused at accept "        \
+        "without a report or any other work (seed §13: 10 per IP per minute).")                \
+    NUM(connection_attempt_window, 60, 0.05, 86400,                                             \
+        "The window of both attempt counts, per IP, from its first attempt (seed §12, §13).")  \
+    NLIST(rate_control, 2, "100 60",                                                            \
+          "Per peer, control messages (hello, heights, get_mempool, core types without a "      \
+          "class) as { count, seconds }: a bucket of count refilled over seconds (DESIGN.md: " \
+          "100 messages/min). Excess is dropped and reported as 'flood'; { 0, 0 } = no limit.") \
+    NLIST(rate_heartbeat, 2, "200 10",                                                          \
+          "Per peer, ping and pong: their own bucket, so data never throttles heartbeats.")    \
+    NLIST(rate_addresses, 2, "5 60", "Per peer, get_peers and peers: a few per minute.")       \
+    NLIST(rate_inventory, 2, "20000 4",                                                         \
+          "Per peer, ids in inv, getdata and notfound, and tx messages: 5000 a second in "     \
+          "bursts of 20000, room for an honest relay of 1000 tx/s and a get_mempool answer.")  \
+    NLIST(rate_blocks, 2, "200 10", "Per peer, block, get_blocks and blocks messages.")        \
+    NLIST(rate_custom, 2, "1000 10", "Per peer, messages of Lua-registered types (0x8000+).")  \
+    NUM(frame_timeout, 60, 0.05, 3600,                                                          \
+        "Time a started frame has to arrive whole (slowloris: a frame trickled byte by byte); " \
+        "later is an invalid frame.")                                                          \
+    NUM(write_timeout, 60, 0.05, 3600,                                                          \
+        "Time bytes queued to a peer may wait with none of them taken before the peer is "     \
+        "closed for not reading (whatever its backlog's size).")                               \
+    INT(buffer_memory_max, 268435456, 1048576, 68719476736,                                     \
+        "Bytes held for all peers together (queued writes and partial frames); above it the " \
+        "peers holding the most are closed.")                                                  \
+    INT(bandwidth_in, 0, 0, 1000000000000,                                                      \
+        "Node-wide inbound cap in bytes per second (reads pause while it is spent); 0 = none.") \
+    INT(bandwidth_out, 0, 0, 1000000000000,                                                     \
+        "Node-wide outbound cap in bytes per second (frames wait, in order, while it is "      \
+        "spent); 0 = none.")                                                                   \
     LIST(masternodes, 4096,                                                                     \
          "The active masternode set: node ids (64 hex). A node whose key is listed produces "  \
          "blocks in its slots; peers are masternodes when their handshake proves a listed key.") \

@@ -6,6 +6,7 @@
 #include "tn_chain.h"
 #include "tn_ctl.h"
 #include "tn_disc.h"
+#include "tn_limits.h"
 #include "tn_log.h"
 #include "tn_metrics.h"
 #include "tn_relay.h"
@@ -236,28 +237,26 @@ static void on_connection(uv_stream_t *server, int status)
 {
     tn_node_t *n = server->data;
     tn_session_t *s;
-    if (status < 0 || tn_session_accept(&n->net, server, &s) != TN_OK) return;
+    tn_conn_t c; /* judged on a pooled handle: blocks, bans and attempts refuse it there */
+    if (status < 0 || tn_admission_accept(n, server, on_connection, &c) != TN_OK) return;
     tn_metric_t *refused = NULL;
     if (n->stopping)
         refused = M.refused_slots;
-    else if (tn_node_is_blocked(n, &s->remote))
-        refused = M.refused_blocked;
-    else if (tn_bans_active(n, &s->remote))
-        refused = M.refused_banned;
     else if (n->n_inbound_pending >= n->cfg->max_inbound_pending)
         refused = M.refused_pending;
-    else if (!tn_node_whitelisted(n, &s->remote) && inbound_from_ip(n, &s->remote))
+    else if (!tn_node_whitelisted(n, &c.remote) && inbound_from_ip(n, &c.remote))
         refused = M.refused_ip;
     else if (!tn_evict_accept_ok(n)) /* full slots are judged after the handshake */
         refused = M.refused_slots;
     if (refused) {
         char ip[TN_ADDR_STRLEN];
-        ip_of(&s->remote, ip);
+        ip_of(&c.remote, ip);
         tn_debug("Inbound connection from %s refused (%s)", ip, refused->name);
         tn_metric_inc(refused);
-        tn_session_discard(s);
+        tn_admission_refuse(n, &c);
         return;
     }
+    if (tn_admission_adopt(n, &c, &s) != TN_OK) return;
     tn_metric_inc(M.accepted);
     list_add(n, s);
     n->n_inbound_pending++;
@@ -431,6 +430,7 @@ static void on_message(tn_session_t *s, uint16_t type, const uint8_t *p, uint32_
         fatal_message(n, s, "message before hello");
         return;
     }
+    if (!tn_rate_admit(n, s, type, p, len)) return; /* over its class's bucket: dropped */
     uint64_t v;
     switch (type) {
     case TN_MSG_HELLO:
@@ -699,6 +699,11 @@ int tn_node_start(tn_node_t *n, uv_loop_t *loop, tn_config_t *cfg, char *err, si
         tn_node_stop(n, "start failed");
         return TN_ENOMEM;
     }
+    if (tn_limits_start(n) != TN_OK) { /* before the loop runs the listener's first accept */
+        snprintf(err, errlen, "out of memory");
+        tn_node_stop(n, "start failed");
+        return TN_ENOMEM;
+    }
     char sid[9];
     tn_info("timenetd started: network %s, listening on %s, node id %s%s, data dir %s",
             cfg->network, n->listening ? cfg->listen : "(none)", tn_node_short_id(n->id, sid),
@@ -726,6 +731,7 @@ void tn_node_stop(tn_node_t *n, const char *why)
     while (n->sessions) tn_session_close(n->sessions, TN_CLOSE_LOCAL, "shutdown");
     if (n->listening) uv_close((uv_handle_t *)&n->listener, NULL);
     n->listening = false;
+    tn_limits_stop(n);
     tn_targets_free(n);
     tn_produce_close(n);
     tn_sync_close(n);
@@ -753,6 +759,7 @@ void tn_node_free(tn_node_t *n)
     }
     tn_strikes_free(n);
     tn_bans_free(n);
+    tn_limits_free(n);
     tn_disc_free(n);
     tn_chain_close(n);
     tn_policy_free(n->policy);

@@ -19,6 +19,7 @@
 typedef struct tn_node tn_node_t;
 typedef struct tn_ctl tn_ctl_t;
 typedef struct tn_ops tn_ops_t;
+typedef struct tn_limits tn_limits_t;
 
 /* One record per remote node identity seen in this run. Bound: TN_PEERS_MAX records
  * without a session; older ones are dropped first. */
@@ -58,6 +59,8 @@ typedef enum {
     TN_MIS_HANDSHAKE,
     TN_MIS_FRAME,
     TN_MIS_MESSAGE,
+    TN_MIS_CONNECTIONS, /* connection attempts from one IP over the free count (tn_admission.c) */
+    TN_MIS_FLOOD,       /* a message class over its per-peer bucket (tn_ratelimit.c) */
     TN_MIS__COUNT
 } tn_misbehavior_t;
 
@@ -112,6 +115,7 @@ struct tn_node {
     int n_bans;
     tn_policy_t *policy;
     tn_ops_t *ops; /* metrics endpoint, signals, systemd, config reload (tn_ops.h) */
+    tn_limits_t *limits; /* rate limits, accept checks, deadlines, caps (tn_limits.h) */
     struct tn_disc *disc; /* discovery, address table, peer quality (tn_disc.h) */
     uint64_t height; /* main chain height */
     /* chain, relay, sync, production (tn_chain.c, tn_relay.c, tn_sync.c, tn_produce.c) */
@@ -172,9 +176,9 @@ void tn_health_probe(tn_node_t *n, tn_session_t *s);
 
 /* tn_strikes.c: one misbehaviour by the address's IP (and session s, if any and still
  * open): counted, logged in one line, and judged by the on_misbehavior hook, whose verdict
- * (ignore, disconnect, ban) is applied here. */
-void tn_misbehaved(tn_node_t *n, tn_session_t *s, const tn_addr_t *a, tn_misbehavior_t kind,
-                   const char *detail);
+ * (ignore, disconnect, ban) is applied here and returned. */
+tn_verdict_action_t tn_misbehaved(tn_node_t *n, tn_session_t *s, const tn_addr_t *a,
+                                  tn_misbehavior_t kind, const char *detail);
 uint32_t tn_strikes_total(tn_node_t *n, const tn_addr_t *a);
 const char *tn_misbehavior_name(tn_misbehavior_t kind);
 void tn_strikes_free(tn_node_t *n);

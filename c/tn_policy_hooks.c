@@ -92,8 +92,8 @@ static tn_verdict_t default_verdict(const tn_config_t *cfg, const char *kind, ui
     if (strikes >= (uint32_t)cfg->strike_limit) {
         v.action = TN_VERDICT_BAN;
         v.ban_s = cfg->ban_temporary;
-    } else if (strcmp(kind, "message") == 0) {
-        v.action = TN_VERDICT_IGNORE;
+    } else if (strcmp(kind, "message") == 0 || strcmp(kind, "flood") == 0) {
+        v.action = TN_VERDICT_IGNORE; /* the message (the excess) is dropped; the session stays */
     }
     return v;
 }

@@ -3,6 +3,7 @@
  * restart; a file with an error changes nothing. The node's config is also read off the loop
  * by a policy build (tn_policy_gen_build), so values are swapped only while no build is in
  * flight: a reload that arrives during one waits for it, polling every few milliseconds. */
+#include "tn_limits.h"
 #include "tn_log.h"
 #include "tn_metrics.h"
 #include "tn_node.h"
@@ -62,6 +63,7 @@ static void apply_effects(tn_node_t *n, const tn_config_t *old)
     n->net.connect_timeout_ms = tn_config_ms(c->connection_timeout);
     n->net.handshake_timeout_ms = tn_config_ms(c->handshake_timeout);
     n->net.test_delay_ms = c->test_handshake_delay > 0 ? tn_config_ms(c->test_handshake_delay) : 0;
+    tn_limits_configure(n); /* rate buckets, deadlines, buffer and bandwidth caps */
     uint64_t status_ms = tn_config_ms(c->status_interval);
     if (uv_timer_get_repeat(&n->status_timer) != status_ms) {
         uv_timer_set_repeat(&n->status_timer, status_ms);

@@ -42,6 +42,7 @@ static void on_handle_closed(uv_handle_t *h)
     }
     tn_buf_free(&s->rpart);
     tn_buf_free(&s->wbuf);
+    if (s->lim.defer_head) tn_bw_session_freed(s);
     if (s->hs) {
         sodium_memzero(s->hs, sizeof(*s->hs));
         free(s->hs);
@@ -106,8 +107,14 @@ static void on_written(uv_write_t *req, int status)
 /* Writes mem[0..len) and takes ownership of mem. */
 static void write_owned(tn_session_t *s, uint8_t *mem, size_t len)
 {
-    size_t done = 0;
     s->bytes_out += len;
+    if (s->net->bw && tn_bw_defer(s, mem, len)) return;
+    tn_session_write_now(s, mem, len);
+}
+
+void tn_session_write_now(tn_session_t *s, uint8_t *mem, size_t len)
+{
+    size_t done = 0;
     if (s->queued == 0) { /* keep order: only bypass the queue when it is empty */
         uv_buf_t b = uv_buf_init((char *)mem, (unsigned)len);
         int n = uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
@@ -196,7 +203,7 @@ static void on_prepare(uv_prepare_t *h)
 
 size_t tn_session_backlog(const tn_session_t *s)
 {
-    return s->queued + (s->wbuf.len > TN_FRAME_HDR_LEN ? s->wbuf.len : 0);
+    return s->queued + s->lim.deferred + (s->wbuf.len > TN_FRAME_HDR_LEN ? s->wbuf.len : 0);
 }
 
 tn_buf_t *tn_session_batch(tn_session_t *s, size_t need)
@@ -435,6 +442,16 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     s->bytes_in += (uint64_t)nread;
     s->last_rx_ms = uv_now(s->net->loop);
     consume(s, (uint8_t *)buf->base, (size_t)nread);
+    if (s->net->bw && s->state != TN_SS_CLOSING) tn_bw_on_read(s, (size_t)nread);
+}
+
+void tn_session_read_pause(tn_session_t *s, bool pause)
+{
+    if (s->state != TN_SS_FLIGHT && s->state != TN_SS_AUTH && s->state != TN_SS_OPEN) return;
+    if (pause)
+        uv_read_stop((uv_stream_t *)&s->tcp);
+    else
+        uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
 }
 
 /* ---- handshake start, dial, accept ---- */
@@ -558,6 +575,20 @@ int tn_session_accept(tn_net_t *net, uv_stream_t *server, tn_session_t **out)
         discard(s);
         return TN_EIO;
     }
+    tune_socket(s);
+    *out = s;
+    return TN_OK;
+}
+
+int tn_session_adopt(tn_net_t *net, uv_os_sock_t fd, const tn_addr_t *remote, tn_session_t **out)
+{
+    tn_session_t *s = session_new(net, false);
+    if (!s) return TN_ENOMEM;
+    if (uv_tcp_open(&s->tcp, fd) != 0) {
+        discard(s);
+        return TN_EIO;
+    }
+    s->remote = *remote;
     tune_socket(s);
     *out = s;
     return TN_OK;

@@ -8,6 +8,7 @@
 #include "tn_addr.h"
 #include "tn_buf.h"
 #include "tn_crypto.h"
+#include "tn_limits.h"
 
 #include <stdbool.h>
 #include <uv.h>
@@ -73,6 +74,7 @@ struct tn_net {
     uint64_t test_delay_ms;
     uint64_t next_gen;
     int live; /* sessions not yet freed */
+    tn_bw_t *bw; /* set while a bandwidth cap is on (tn_bandwidth.c) */
 };
 
 struct tn_session {
@@ -121,6 +123,7 @@ struct tn_session {
     double score; /* from the score hook, refreshed every policy tick */
     void *relay;  /* tn_relay_peer_t, allocated when inventory first flows */
     bool sync_stalled; /* failed us as sync peer; skipped until it answers heights again */
+    tn_peer_limits_t lim; /* rate buckets, deadlines, bandwidth state (tn_limits.h) */
     /* peer exchange (tn_pex.c): addresses it may still teach us (a token bucket), when we
      * last asked it and answered it (loop ms, 0 = never), and whether an answer is due */
     double pex_tokens;
@@ -138,6 +141,8 @@ int tn_session_dial(tn_net_t *net, const tn_addr_t *to, const tn_addr_t *bind, t
  * owner can refuse it first (tn_session_discard) or go on (tn_session_start). */
 int tn_session_accept(tn_net_t *net, uv_stream_t *server, tn_session_t **out);
 void tn_session_start(tn_session_t *s);
+/* Inbound: a connection accepted and judged elsewhere (tn_admission.c), as its socket. */
+int tn_session_adopt(tn_net_t *net, uv_os_sock_t fd, const tn_addr_t *remote, tn_session_t **out);
 /* Frees a session the owner never took on: no on_close, nothing logged. */
 void tn_session_discard(tn_session_t *s);
 
@@ -154,6 +159,9 @@ int tn_session_sent(tn_session_t *s);
 size_t tn_session_backlog(const tn_session_t *s);
 /* Seals and writes this session's batch now (normally the per-iteration flusher does it). */
 void tn_session_flush(tn_session_t *s);
+/* For the bandwidth caps: stops or restarts reading; writes a frame held back (owns mem). */
+void tn_session_read_pause(tn_session_t *s, bool pause);
+void tn_session_write_now(tn_session_t *s, uint8_t *mem, size_t len);
 
 /* Starts closing; on_close runs once. Safe to call repeatedly and from callbacks. */
 void tn_session_close(tn_session_t *s, tn_close_reason_t reason, const char *detail);

@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static const char *NAMES[TN_MIS__COUNT] = {"magic", "version", "handshake", "frame", "message"};
-static const char *TEXT[TN_MIS__COUNT] = {"Wrong network magic", "Incompatible protocol version",
-                                          "Handshake failed", "Invalid frame", "Invalid message"};
+static const char *NAMES[TN_MIS__COUNT] = {"magic",   "version",     "handshake", "frame",
+                                           "message", "connections", "flood"};
+static const char *TEXT[TN_MIS__COUNT] = {
+    "Wrong network magic", "Incompatible protocol version", "Handshake failed", "Invalid frame",
+    "Invalid message",     "Too many connection attempts",  "Message flood"};
 
 const char *tn_misbehavior_name(tn_misbehavior_t kind)
 {
@@ -49,8 +51,8 @@ uint32_t tn_strikes_total(tn_node_t *n, const tn_addr_t *a)
     return 0;
 }
 
-void tn_misbehaved(tn_node_t *n, tn_session_t *s, const tn_addr_t *a, tn_misbehavior_t kind,
-                   const char *detail)
+tn_verdict_action_t tn_misbehaved(tn_node_t *n, tn_session_t *s, const tn_addr_t *a,
+                                  tn_misbehavior_t kind, const char *detail)
 {
     char ip[TN_ADDR_STRLEN];
     tn_addr_fmt_ip(a, ip);
@@ -68,8 +70,10 @@ void tn_misbehaved(tn_node_t *n, tn_session_t *s, const tn_addr_t *a, tn_misbeha
         snprintf(reason, sizeof reason, "%s x%u", NAMES[kind], c);
         tn_bans_add(n, a, verdict.ban_s, reason); /* closes the IP's sessions */
     } else if (verdict.action != TN_VERDICT_IGNORE && s) {
+        s->quiet = true; /* the line above is the verdict's one line */
         tn_session_close(s, TN_CLOSE_LOCAL, "disconnected for misbehaviour");
     }
+    return verdict.action;
 }
 
 void tn_strikes_free(tn_node_t *n)

@@ -6,8 +6,9 @@
 --
 -- kind is one the core reports: "magic" (wrong network magic), "version" (incompatible
 -- protocol), "handshake" (failed key exchange or an inbound handshake timeout), "frame"
--- (invalid frame on an open session), "message" (invalid message), and "connections" once
--- the core's rate limiter reports excess connection attempts (see README.md, "§12 and §13").
+-- (invalid frame on an open session), "message" (invalid message), "connections" (connection
+-- attempts from one IP beyond connection_attempts_free in a window, see README.md, "§12 and
+-- §13") and "flood" (a peer's message class over its rate limit; the excess was dropped).
 -- The core's own count (the 4th argument) never decays; this policy keeps its own strikes
 -- per IP in persistent state (they survive reloads and restarts) and forgives them slowly.
 local M = {}
@@ -17,6 +18,12 @@ local STRIKE_LIMIT = tn.config.strike_limit   -- seed §12: "Wrong protocol magi
                                               --           "Invalid messages (3 strikes)"
 local BAN_TEMPORARY = tn.config.ban_temporary -- seed §12: "Ban duration: 5 minutes (temporary)"
 local BAN_LONG = tn.config.ban_long           -- seed §12: "24 hours (persistent)"
+local CONNECTION_WINDOW_S = tn.config.connection_attempt_window -- seed §12 ">5/minute",
+                                              --           §13 "per IP per minute"
+local CONNECTIONS_FREE = tn.config.connection_attempts_free -- seed §12: more than 5 attempts
+                                              --           a minute is a violation
+local CONNECTIONS_MAX = tn.config.connection_attempts_max   -- seed §13: "10 connection
+                                              --           attempts per IP per minute"
 
 -- Other numbers ----------------------------------------------------------------------------
 local BAN_ESCALATION = 12          -- DESIGN.md "escalate with repeat offences": each ban 12× the
@@ -26,10 +33,14 @@ local STRIKE_DECAY_S = 600         -- DESIGN.md "decaying after quiet": one stri
 local OFFENCE_MEMORY_MIN_S = 7 * 86400 -- how long a banned IP counts as a repeat offender:
 local OFFENCE_MEMORY_S = math.max(OFFENCE_MEMORY_MIN_S, 2 * BAN_LONG) -- a week, and always
                                    -- longer than the seed §12 24 h ban, to escalate past it
-local CONNECTION_WINDOW_S = 60     -- seed §12 ">5/minute", §13 "per IP per minute"
-local CONNECTIONS_FREE = 5         -- seed §12: more than 5 attempts a minute is a violation
-local CONNECTIONS_MAX = 10         -- seed §13: "10 connection attempts per IP per minute"
-local CONNECTION_STRIKES_BAN = CONNECTIONS_MAX - CONNECTIONS_FREE -- the 10th attempt bans
+local CONNECTION_STRIKES_BAN = math.max(1, CONNECTIONS_MAX - CONNECTIONS_FREE) -- the 10th
+                                   -- attempt bans (the core stops reporting after the max)
+local FLOOD_WINDOW_S = 60          -- DESIGN.md "Rate limits": limits per minute; flood reports
+                                   -- older than this are forgotten
+local FLOOD_DISCONNECT = 3         -- the core reports a class at most once a second: a third
+                                   -- report in a minute is a flood lasting seconds, not a burst
+                                   -- (3 strikes, as seed §12's invalid messages)
+local FLOOD_BAN = 6                -- still flooding after a disconnect (reconnected): a ban
 local MAX_TRACKED_IPS = 2048       -- bound of the state (policy_state_max is 1 MiB by default)
 
 -- What counts together: the seed's "invalid messages" are bad frames and bad messages.
@@ -118,12 +129,32 @@ local function connections(e, now)
     return "disconnect"
 end
 
+-- Rate limits (DESIGN.md "Rate limits"): the core dropped what was over a class's bucket and
+-- reports it at most once a second per session. Reports 1-2 in a minute are ignored (an
+-- honest peer's burst: the excess is gone, the session stays), 3-5 disconnect, the 6th (a
+-- peer that reconnected and went on) bans like any other offence.
+local function flood(e, now)
+    local kept = {}
+    for _, t in ipairs(e.flood or {}) do
+        if now - t < FLOOD_WINDOW_S then kept[#kept + 1] = t end
+    end
+    kept[#kept + 1] = now
+    if #kept >= FLOOD_BAN then
+        e.flood = nil
+        return offence_ban(e, now)
+    end
+    e.flood = kept
+    if #kept >= FLOOD_DISCONNECT then return "disconnect" end
+    return "ignore"
+end
+
 -- The verdict for one event from ip at time now (seconds), given the state table st.
 -- Returns action, ban seconds (when "ban"), and the IP's offence count.
 function M.judge(st, ip, kind, now)
     if kind == "version" then return "disconnect" end -- seed §11: reject; never a strike or ban
     local e = entry(st, ip, now)
     if kind == "connections" then return connections(e, now) end
+    if kind == "flood" then return flood(e, now) end
     local class = CLASS[kind] or kind -- kinds added later count on their own
     local n = (e.strikes[class] or 0) + 1
     e.last = now
@@ -202,9 +233,25 @@ M.tests = {
             check(M.judge(st, "10.0.0.6", "connections", T0 + i) == "disconnect")
         end
         check(M.judge(st, "10.0.0.6", "connections", T0 + CONNECTION_STRIKES_BAN) == "ban")
+        if CONNECTION_STRIKES_BAN < 2 then return end -- every report bans: nothing to spread
         -- the same number of reports spread over more than a minute each is never a ban
         for i = 1, 3 * CONNECTION_STRIKES_BAN do
             check(M.judge(st, "10.0.0.7", "connections", T0 + i * CONNECTION_WINDOW_S) == "disconnect")
+        end
+    end,
+    flood_bursts_are_tolerated_floods_are_not = function()
+        local st = M.new_state()
+        for i = 1, FLOOD_DISCONNECT - 1 do
+            check(M.judge(st, "10.0.0.8", "flood", T0 + i) == "ignore", "a burst is ignored")
+        end
+        for i = FLOOD_DISCONNECT, FLOOD_BAN - 1 do
+            check(M.judge(st, "10.0.0.8", "flood", T0 + i) == "disconnect", "a flood disconnects")
+        end
+        local a, s = M.judge(st, "10.0.0.8", "flood", T0 + FLOOD_BAN)
+        check(a == "ban" and s == math.min(BAN_TEMPORARY, BAN_LONG), "a flood that goes on bans")
+        -- one report a minute, for ever, is a peer at its limit: never more than ignored
+        for i = 1, 3 * FLOOD_BAN do
+            check(M.judge(st, "10.0.0.9", "flood", T0 + i * FLOOD_WINDOW_S) == "ignore")
         end
     end,
     state_is_bounded = function()

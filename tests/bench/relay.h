@@ -846,6 +846,8 @@ static void measure(sample_t *x)
     N.cfg.mempool_max_txs = (int64_t)C.corpus + 1000;
     N.cfg.mempool_max_bytes = (int64_t)C.corpus * (C.tx_size + 64);
     if (N.cfg.dedup_capacity < (int64_t)C.corpus * 2) N.cfg.dedup_capacity = (int64_t)C.corpus * 2;
+    /* the node's own ceiling is measured, not the per-peer inventory limit (5000 ids/s) */
+    N.cfg.rate_inventory.v[0] = N.cfg.rate_inventory.v[1] = 0;
 
     uv_loop_init(&N.loop);
     char err[512];

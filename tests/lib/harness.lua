@@ -33,6 +33,10 @@ H.DEFAULTS = {
     log_level = "info",
     metrics_listen = "", -- "auto" (listen port + 1) could take another node's port; specs that
                          -- scrape set an address from H.free_port
+    -- at test scale nodes restart and redial many times a minute: seed §12/§13's per-minute
+    -- attempt limit is flood_spec's subject (tests/lib/hostilekit.lua sets the real numbers)
+    connection_attempts_free = 1000000,
+    connection_attempts_max = 1000000,
 }
 
 local live = {} -- every process started, for the last-resort cleanup below

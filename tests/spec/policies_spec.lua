@@ -186,6 +186,25 @@ describe("bans.lua", function()
         end
     end)
 
+    it("takes the attempt thresholds from the config keys the core counts with", function()
+        local pol = load({ connection_attempts_free = 2, connection_attempts_max = 4 })
+        local v = kit.misbehave(pol, kit.peer(), "connections", 2, { every = 1 })
+        assert.are.same({ { "disconnect", 0 }, { "ban", 300 } }, v) -- attempts 3 and 4
+    end)
+
+    it("ignores two flood reports a minute, disconnects at the third, bans at the sixth", function()
+        local pol = load()
+        local p = kit.peer()
+        -- the core reports a class over its limit at most once a second per session
+        assert.are.same({ { "ignore", 0 }, { "ignore", 0 }, { "disconnect", 0 }, { "disconnect", 0 },
+            { "disconnect", 0 }, { "ban", 300 } }, kit.misbehave(pol, p, "flood", 6, { every = 1 }))
+        -- a peer at its limit once a minute is never more than ignored
+        local q = kit.peer()
+        for _, x in ipairs(kit.misbehave(pol, q, "flood", 10, { every = 61 })) do
+            assert.are.same({ "ignore", 0 }, x)
+        end
+    end)
+
     it("keeps strikes across a reload and a restart (tn.persist)", function()
         local pol = load()
         local p = kit.peer()
