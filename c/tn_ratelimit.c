@@ -16,17 +16,12 @@ static const char *const NAMES[TN_RC__COUNT] = {"control",   "heartbeat", "addre
 
 /* Core types by class; a core type missing here is control (index 0). */
 static const uint8_t CLASS_OF[0x40] = {
-    [TN_MSG_PING] = TN_RC_HEARTBEAT,
-    [TN_MSG_PONG] = TN_RC_HEARTBEAT,
-    [TN_MSG_INV] = TN_RC_INVENTORY,
-    [TN_MSG_GETDATA] = TN_RC_INVENTORY,
-    [TN_MSG_NOTFOUND] = TN_RC_INVENTORY,
-    [TN_MSG_TX] = TN_RC_INVENTORY,
-    [TN_MSG_BLOCK] = TN_RC_BLOCKS,
-    [TN_MSG_GET_BLOCKS] = TN_RC_BLOCKS,
-    [TN_MSG_BLOCKS] = TN_RC_BLOCKS,
-    [0x0020] = TN_RC_ADDRESSES, /* get_peers (doc/protocol.md) */
-    [0x0021] = TN_RC_ADDRESSES, /* peers */
+    [TN_MSG_PING] = TN_RC_HEARTBEAT,     [TN_MSG_PONG] = TN_RC_HEARTBEAT,
+    [TN_MSG_INV] = TN_RC_INVENTORY,      [TN_MSG_GETDATA] = TN_RC_INVENTORY,
+    [TN_MSG_NOTFOUND] = TN_RC_INVENTORY, [TN_MSG_TX] = TN_RC_INVENTORY,
+    [TN_MSG_BLOCK] = TN_RC_BLOCKS,       [TN_MSG_GET_BLOCKS] = TN_RC_BLOCKS,
+    [TN_MSG_BLOCKS] = TN_RC_BLOCKS,      [TN_MSG_GET_PEERS] = TN_RC_ADDRESSES,
+    [TN_MSG_PEERS] = TN_RC_ADDRESSES,
 };
 
 static tn_metric_t *DROPPED[TN_RC__COUNT];

@@ -13,6 +13,7 @@
 --       timeout = 5,              -- default deadline of every receive, seconds
 --       split = 1,                -- send in pieces of this many bytes ...
 --       split_delay = 0.002,      -- ... this far apart (header split across writes)
+--       rcvbuf = 4096,            -- SO_RCVBUF before connecting (a peer that reads little)
 --       max_frame = 8388608,      -- largest frame recv_frame accepts
 --   }))
 --   p:send_raw(bytes)             -- any bytes (honours split)
@@ -96,6 +97,7 @@ function A.connect(ip, port, opts)
             return nil, "bind " .. opts.src .. ": " .. tostring(err)
         end
     end
+    if opts.rcvbuf then s:setoption("recv-buffer-size", opts.rcvbuf) end
     s:settimeout(opts.timeout or 5)
     local ok, err = s:connect(ip, tonumber(port))
     if not ok then

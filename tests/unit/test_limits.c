@@ -55,8 +55,8 @@ TN_TEST(message_classes_and_costs)
     TN_ASSERT_INT(tn_rate_class(TN_MSG_INV), ==, TN_RC_INVENTORY);
     TN_ASSERT_INT(tn_rate_class(TN_MSG_TX), ==, TN_RC_INVENTORY);
     TN_ASSERT_INT(tn_rate_class(TN_MSG_BLOCKS), ==, TN_RC_BLOCKS);
-    TN_ASSERT_INT(tn_rate_class(0x0020), ==, TN_RC_ADDRESSES); /* get_peers */
-    TN_ASSERT_INT(tn_rate_class(0x0021), ==, TN_RC_ADDRESSES); /* peers */
+    TN_ASSERT_INT(tn_rate_class(TN_MSG_GET_PEERS), ==, TN_RC_ADDRESSES);
+    TN_ASSERT_INT(tn_rate_class(TN_MSG_PEERS), ==, TN_RC_ADDRESSES);
     TN_ASSERT_INT(tn_rate_class(0x7fff), ==, TN_RC_CONTROL);
     TN_ASSERT_INT(tn_rate_class(0x8001), ==, TN_RC_CUSTOM);
     TN_ASSERT_INT(tn_rate_class(0xffff), ==, TN_RC_CUSTOM);
