@@ -113,6 +113,7 @@ struct tn_node {
     int n_blocked;
     tn_ban_t *bans;
     int n_bans;
+    int32_t *bans_index; /* IP -> index in bans, open addressing (tn_bans.c) */
     tn_policy_t *policy;
     tn_ops_t *ops; /* metrics endpoint, signals, systemd, config reload (tn_ops.h) */
     tn_limits_t *limits; /* rate limits, accept checks, deadlines, caps (tn_limits.h) */
