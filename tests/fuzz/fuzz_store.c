@@ -89,7 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int i = 0; i < n->n_bans; i++)
         FZ_CHECK(memchr(n->bans[i].reason, 0, sizeof n->bans[i].reason) != NULL,
                  "reason not terminated");
-    free(n->bans);
+    tn_bans_free(n); /* the bans and their index */
     free(n);
     tn_store_close(st);
     uv_run(loop(), UV_RUN_NOWAIT); /* the store's timer close callback frees it */
