@@ -8,11 +8,12 @@
 #include <stdlib.h>
 
 #define MS_PER_DAY (86400ull * 1000)
-#define TRY_GRACE_MS (60ull * 1000)       /* just tried: never terrible (Bitcoin Core) */
+#define TRY_GRACE_MS (60ull * 1000)         /* just tried: never terrible (Bitcoin Core) */
 #define FUTURE_SLACK_MS (10ull * 60 * 1000) /* last_seen this far in the future: a liar */
 #define NEVER_WORKED_TRIES 3                /* failed dials of a never-successful address */
 #define STALE_TRIES 10                      /* failed dials since a success ... */
 #define STALE_SUCCESS_MS (7 * MS_PER_DAY)   /* ... more than a week ago */
+#define SEEN_REFRESH_MS (20ull * 60 * 1000) /* last_seen moves in steps of this */
 
 static const char *const SOURCE_NAMES[TN_AMSRC__COUNT] = {"seed", "api", "exchange", "inbound",
                                                           "outbound"};
@@ -288,7 +289,9 @@ int tn_addrman_add(tn_addrman_t *am, const tn_addr_t *a, const uint8_t *id, tn_a
     tn_am_entry_t *e = tn_addrman_find(am, a);
     if (e) {
         bool change = false;
-        if (seen_ms > e->last_seen) {
+        /* Sightings refresh last_seen coarsely: every seeds round or peers message would
+         * otherwise be a store write (Bitcoin Core does the same). */
+        if (seen_ms > e->last_seen + SEEN_REFRESH_MS) {
             e->last_seen = seen_ms;
             change = true;
         }

@@ -20,7 +20,7 @@
 #define TN_AM_NEW_BUCKETS 256
 #define TN_AM_NEW_SIZE 16 /* new: 4096 addresses */
 #define TN_AM_TRIED_BUCKETS 64
-#define TN_AM_TRIED_SIZE 32 /* tried: 2048 addresses */
+#define TN_AM_TRIED_SIZE 32  /* tried: 2048 addresses */
 #define TN_AM_SRC_BUCKETS 16 /* new buckets one source group can reach: 256 addresses */
 #define TN_AM_GROUP_TRIED 8  /* tried buckets one address group can reach: 256 addresses */
 #define TN_AM_MAX (TN_AM_NEW_BUCKETS * TN_AM_NEW_SIZE + TN_AM_TRIED_BUCKETS * TN_AM_TRIED_SIZE)
@@ -40,16 +40,16 @@ int tn_am_source_parse(const char *name); /* -1 if unknown */
 
 typedef struct {
     tn_addr_t addr;
-    tn_addr_t src;    /* IP of the peer that told us (exchange, inbound); zero otherwise */
-    uint8_t id[32];   /* node id seen there: verified by our handshake, or a peer's hint */
+    tn_addr_t src;  /* IP of the peer that told us (exchange, inbound); zero otherwise */
+    uint8_t id[32]; /* node id seen there: verified by our handshake, or a peer's hint */
     bool has_id;
     bool id_verified; /* the id came from a handshake at this address */
     bool tried;
-    bool anchor;      /* an outbound peer when the node last shut down */
-    uint8_t source;   /* tn_am_source_t */
-    uint8_t fresh;    /* bit per discovery source that gave this address in this run */
+    bool anchor;    /* an outbound peer when the node last shut down */
+    uint8_t source; /* tn_am_source_t */
+    uint8_t fresh;  /* bit per discovery source that gave this address in this run */
     uint64_t first_seen, last_seen, last_try, last_success, retry_at; /* unix ms */
-    uint32_t attempts;  /* consecutive failed dials */
+    uint32_t attempts;                                                /* consecutive failed dials */
     uint32_t successes; /* sessions established by dialing it */
     uint32_t failures;  /* failed dials, in all */
     /* placement */

@@ -636,6 +636,17 @@ static void print_string(FILE *out, const char *s)
     fputc('"', out);
 }
 
+/* The shortest text that reads back as the same double: 0.1, not 0.10000000000000001. */
+static void print_number(FILE *out, double v)
+{
+    char buf[32];
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    fputs(buf, out);
+}
+
 void tn_config_print(const tn_config_t *c, FILE *out)
 {
     fprintf(out, "-- timenet configuration: Lua, one assignment per key. Unknown keys are errors.\n"
@@ -650,7 +661,7 @@ void tn_config_print(const tn_config_t *c, FILE *out)
             fprintf(out, "%lld", (long long)*FIELD(c, k, int64_t));
             break;
         case K_NUM:
-            fprintf(out, "%.17g", *FIELD(c, k, double));
+            print_number(out, *FIELD(c, k, double));
             break;
         case K_BOOL:
             fprintf(out, "%s", *FIELD(c, k, bool) ? "true" : "false");
@@ -671,7 +682,10 @@ void tn_config_print(const tn_config_t *c, FILE *out)
         case K_NLIST: {
             const tn_numlist_t *l = FIELD(c, k, tn_numlist_t);
             fputs("{ ", out);
-            for (int j = 0; j < l->n; j++) fprintf(out, "%s%.17g", j ? ", " : "", l->v[j]);
+            for (int j = 0; j < l->n; j++) {
+                if (j) fputs(", ", out);
+                print_number(out, l->v[j]);
+            }
             fputs(" }", out);
             break;
         }

@@ -44,14 +44,14 @@ typedef struct {
  * counters of the session in progress are added when it ends. */
 typedef struct tn_quality {
     uint8_t id[32];
-    tn_addr_t addr;                    /* where it was last connected */
-    uint32_t dials, dial_failures;     /* our dials to it */
-    uint32_t sessions, disconnects;    /* sessions established, and ended */
-    uint64_t connected_ms;             /* time connected, sessions that ended */
+    tn_addr_t addr;                     /* where it was last connected */
+    uint32_t dials, dial_failures;      /* our dials to it */
+    uint32_t sessions, disconnects;     /* sessions established, and ended */
+    uint64_t connected_ms;              /* time connected, sessions that ended */
     uint64_t first_seen_ms, updated_ms; /* unix ms */
-    double rtt_ms;                     /* smoothed over every session's smoothed RTT */
-    uint64_t pings, late, missed;      /* health checks */
-    uint64_t blocks, dups, invalid;    /* blocks it gave us; duplicates and invalid objects */
+    double rtt_ms;                      /* smoothed over every session's smoothed RTT */
+    uint64_t pings, late, missed;       /* health checks */
+    uint64_t blocks, dups, invalid;     /* blocks it gave us; duplicates and invalid objects */
 } tn_quality_t;
 
 typedef struct tn_disc {
@@ -61,18 +61,18 @@ typedef struct tn_disc {
     uv_timer_t timer, kick;
     bool started, kicked, loading;
     tn_dsrc_state_t src[TN_DSRC__COUNT];
-    uint64_t api_last_ms;     /* last peer API request started (loop ms); 0 = never */
-    uint64_t pex_wait_until;  /* loop ms: get_peers answers awaited until then */
+    uint64_t api_last_ms;    /* last peer API request started (loop ms); 0 = never */
+    uint64_t pex_wait_until; /* loop ms: get_peers answers awaited until then */
     uint64_t last_sweep_ms;
     uint64_t started_wall_ms;
-    char note[160]; /* the last discovery state logged (logged again only when it changes) */
+    char note[160];     /* the last discovery state logged (logged again only when it changes) */
     tn_idmap_t quality; /* node id -> tn_quality_t */
     int n_quality;
 } tn_disc_t;
 
 /* ---- tn_discovery.c: lifecycle and session events (called by tn_node.c) ---- */
-int tn_disc_start(tn_node_t *n);  /* loads the address table and quality, dials anchors */
-void tn_disc_stop(tn_node_t *n);  /* saves anchors (the outbound peers now), stops requests */
+int tn_disc_start(tn_node_t *n); /* loads the address table and quality, dials anchors */
+void tn_disc_stop(tn_node_t *n); /* saves anchors (the outbound peers now), stops requests */
 void tn_disc_free(tn_node_t *n);
 void tn_disc_on_open(tn_node_t *n, tn_session_t *s);
 void tn_disc_on_hello(tn_node_t *n, tn_session_t *s);

@@ -54,10 +54,10 @@ static void on_am_change(void *ud, const tn_am_entry_t *e, tn_am_change_t what)
     if (!tn_addr_is_any(&e->src)) tn_addr_fmt_ip(&e->src, src);
     if (e->has_id) tn_hex(id, e->id, 32);
     tn_store_exec(n->store, SQL_ADDR_UPSERT, "ttttiiiiiiiiii", a, e->has_id ? id : NULL,
-                  tn_am_source_name(e->source), src, (int64_t)e->first_seen,
-                  (int64_t)e->last_seen, (int64_t)e->last_try, (int64_t)e->last_success,
-                  (int64_t)e->successes, (int64_t)e->failures, (int64_t)e->attempts,
-                  (int64_t)e->tried, (int64_t)e->anchor, (int64_t)e->id_verified);
+                  tn_am_source_name(e->source), src, (int64_t)e->first_seen, (int64_t)e->last_seen,
+                  (int64_t)e->last_try, (int64_t)e->last_success, (int64_t)e->successes,
+                  (int64_t)e->failures, (int64_t)e->attempts, (int64_t)e->tried, (int64_t)e->anchor,
+                  (int64_t)e->id_verified);
 }
 
 typedef struct {
@@ -322,7 +322,8 @@ static int dial_some(tn_node_t *n, busy_t *b, cand_t *c, int k, int need, const 
 
 /* ---- the round ---- */
 
-static void note(tn_disc_t *d, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void note(tn_disc_t *d, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void note(tn_disc_t *d, int level, const char *fmt, ...)
 {
     char buf[sizeof d->note];
@@ -407,8 +408,9 @@ static void round_(tn_node_t *n)
         if (s->outbound && s->state != TN_SS_OPEN && s->state != TN_SS_CLOSING) dialing++;
     int need = (int)cfg->min_peers - ord - dialing;
     if (need <= 0) {
-        if (ord >= cfg->min_peers) note(d, TN_LOG_DEBUG, "Discovery: %d peers, min_peers %lld",
-                                        ord, (long long)cfg->min_peers);
+        if (ord >= cfg->min_peers)
+            note(d, TN_LOG_DEBUG, "Discovery: %d peers, min_peers %lld", ord,
+                 (long long)cfg->min_peers);
         return;
     }
     bool avail[TN_DSRC__COUNT];
@@ -425,8 +427,8 @@ static void round_(tn_node_t *n)
         fails[i] = d->src[i].failures;
     }
     int order[TN_DSRC__COUNT];
-    int k = tn_policy_discovery_order(n->policy, ord, (int)cfg->min_peers, DSRC_NAMES, avail,
-                                      fails, TN_DSRC__COUNT, order);
+    int k = tn_policy_discovery_order(n->policy, ord, (int)cfg->min_peers, DSRC_NAMES, avail, fails,
+                                      TN_DSRC__COUNT, order);
     busy_t b;
     if (!busy_build(n, &b, TN_RANK_MAX)) {
         busy_free(&b);
@@ -608,8 +610,8 @@ void tn_disc_api_result(tn_node_t *n, const tn_addr_t *addrs, const uint8_t (*id
         tn_am_entry_t *e = tn_addrman_find(d->am, &addrs[i]);
         if (e) e->fresh |= 1u << TN_DSRC_API;
     }
-    tn_info("Peer API: %d addresses (%d new, %d dropped as not routable%s)", count, added,
-            dropped, full ? ", some buckets full" : "");
+    tn_info("Peer API: %d addresses (%d new, %d dropped as not routable%s)", count, added, dropped,
+            full ? ", some buckets full" : "");
     tn_metric_add(tn_metric_counter("tn_peer_api_addresses_dropped_total",
                                     "Peer API addresses dropped as not routable"),
                   dropped);
@@ -623,7 +625,8 @@ void tn_disc_on_open(tn_node_t *n, tn_session_t *s)
     tn_disc_t *d = n->disc;
     if (!d) return;
     tn_quality_on_open(n, s);
-    if (s->outbound) tn_addrman_good(d->am, &s->remote, s->their_id, TN_AMSRC_OUTBOUND, tn_wall_ms());
+    if (s->outbound)
+        tn_addrman_good(d->am, &s->remote, s->their_id, TN_AMSRC_OUTBOUND, tn_wall_ms());
 }
 
 void tn_disc_on_hello(tn_node_t *n, tn_session_t *s)
@@ -782,8 +785,7 @@ void tn_disc_collect(tn_node_t *n)
                                   "Addresses in the address table (bound tn_addrman_capacity)"),
                   am->n_new);
     tn_metric_set(tn_metric_gauge("tn_addrman_addresses{table=\"tried\"}", NULL), am->n_tried);
-    tn_metric_set(tn_metric_gauge("tn_addrman_capacity", "Bound of the address table"),
-                  TN_AM_MAX);
+    tn_metric_set(tn_metric_gauge("tn_addrman_capacity", "Bound of the address table"), TN_AM_MAX);
     const char *h = "Address table changes: learned, dropped (bucket full), evicted, aged out";
     tn_metric_set(tn_metric_counter("tn_addrman_changes_total{change=\"added\"}", h),
                   (double)am->added);
@@ -858,7 +860,8 @@ int tn_ctl_v_addrs(tn_node_t *n, const cJSON *req, cJSON *r)
         cJSON_AddNumberToObject(o, "attempts", e->attempts);
         cJSON_AddNumberToObject(o, "successes", e->successes);
         cJSON_AddNumberToObject(o, "failures", e->failures);
-        cJSON_AddNumberToObject(o, "last_seen_s", e->last_seen ? (double)(wall - e->last_seen) / 1000.0 : -1);
+        cJSON_AddNumberToObject(o, "last_seen_s",
+                                e->last_seen ? (double)(wall - e->last_seen) / 1000.0 : -1);
         cJSON_AddNumberToObject(o, "last_success_s",
                                 e->last_success ? (double)(wall - e->last_success) / 1000.0 : -1);
         cJSON_AddItemToArray(list, o);

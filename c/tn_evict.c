@@ -13,9 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define PROTECT_GROUPS 4  /* eviction.lua: seed §21, peers alone in their network group */
-#define PROTECT_FASTEST 4 /* seed §9 response time */
-#define PROTECT_LONGEST 4 /* seed §2 persistent connections */
+#define PROTECT_GROUPS 4       /* eviction.lua: seed §21, peers alone in their network group */
+#define PROTECT_FASTEST 4      /* seed §9 response time */
+#define PROTECT_LONGEST 4      /* seed §2 persistent connections */
+#define EVICT_HANDSHAKES_MAX 8 /* inbound handshakes at once when every slot is taken */
 
 bool tn_disc_is_masternode(tn_node_t *n, const tn_session_t *s)
 {
@@ -42,8 +43,10 @@ void tn_disc_counts(tn_node_t *n, int *ordinary, int *masternodes, int *outbound
 bool tn_evict_accept_ok(tn_node_t *n)
 {
     /* Slots are judged after the handshake (only then is a masternode known), so a
-     * handshake may start while ordinary slots are full: eviction decides in on_open. */
-    return n->n_open + n->n_inbound_pending < n->cfg->max_peers + n->cfg->masternode_slots;
+     * handshake may start while ordinary slots are full: eviction decides in on_open.
+     * With every slot taken, a few handshakes at a time may still compete for eviction. */
+    if (n->n_open < n->cfg->max_peers + n->cfg->masternode_slots) return true;
+    return n->n_inbound_pending < EVICT_HANDSHAKES_MAX;
 }
 
 static double age_s(tn_node_t *n, const tn_session_t *s)
@@ -55,8 +58,8 @@ static double age_s(tn_node_t *n, const tn_session_t *s)
 typedef bool (*ok_fn)(tn_node_t *, tn_session_t *const *, int, int);
 typedef bool (*before_fn)(tn_node_t *, const tn_session_t *, const tn_session_t *);
 
-static void protect(tn_node_t *n, tn_session_t *const *l, const bool *closable, int k,
-                    bool *kept, int quota, ok_fn ok, before_fn before)
+static void protect(tn_node_t *n, tn_session_t *const *l, const bool *closable, int k, bool *kept,
+                    int quota, ok_fn ok, before_fn before)
 {
     for (int q = 0; q < quota; q++) {
         int best = -1;

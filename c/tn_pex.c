@@ -96,8 +96,8 @@ void tn_pex_on_get_peers(tn_node_t *n, tn_session_t *s, const uint8_t *p, uint32
         memset(&pe, 0, sizeof pe);
         memcpy(pe.ip, pick[i]->addr.ip, 16);
         pe.port = pick[i]->addr.port;
-        uint64_t seen = pick[i]->last_success > pick[i]->last_seen ? pick[i]->last_success
-                                                                   : pick[i]->last_seen;
+        uint64_t seen =
+            pick[i]->last_success > pick[i]->last_seen ? pick[i]->last_success : pick[i]->last_seen;
         pe.seen_s = (uint32_t)(seen / 1000);
         if (pick[i]->has_id) memcpy(pe.id, pick[i]->id, 32);
         tn_peers_entry_put(ent, &pe);
@@ -120,8 +120,8 @@ void tn_pex_on_peers(tn_node_t *n, tn_session_t *s, const uint8_t *p, uint32_t l
     if (!d) return;
     uint64_t now = uv_now(n->loop), wall = tn_wall_ms();
     if (!s->pex_refill_ms) s->pex_refill_ms = s->opened_ms;
-    double tokens = s->pex_tokens + n->cfg->peer_exchange_rate *
-                                        (double)(now - s->pex_refill_ms) / 1000.0;
+    double tokens =
+        s->pex_tokens + n->cfg->peer_exchange_rate * (double)(now - s->pex_refill_ms) / 1000.0;
     if (tokens > TN_PEX_MAX) tokens = TN_PEX_MAX;
     bool solicited = s->pex_awaiting;
     if (solicited) {
@@ -155,8 +155,8 @@ void tn_pex_on_peers(tn_node_t *n, tn_session_t *s, const uint8_t *p, uint32_t l
         }
         static const uint8_t zero[32];
         bool has_id = memcmp(pe.id, zero, 32) != 0;
-        int rc = tn_addrman_add(d->am, &a, has_id ? pe.id : NULL, TN_AMSRC_EXCHANGE, &src, seen,
-                                wall);
+        int rc =
+            tn_addrman_add(d->am, &a, has_id ? pe.id : NULL, TN_AMSRC_EXCHANGE, &src, seen, wall);
         if (rc == TN_ENOMEM) {
             tn_metric_inc(M.full);
             continue;

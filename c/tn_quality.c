@@ -127,8 +127,8 @@ void tn_quality_on_close(tn_node_t *n, tn_session_t *s)
     if (!q) return;
     q->disconnects++;
     q->connected_ms += uv_now(n->loop) - s->opened_ms;
-    if (s->pongs) q->rtt_ms = q->rtt_ms > 0 ? RTT_KEEP * q->rtt_ms + (1 - RTT_KEEP) * s->rtt_ms
-                                            : s->rtt_ms;
+    if (s->pongs)
+        q->rtt_ms = q->rtt_ms > 0 ? RTT_KEEP * q->rtt_ms + (1 - RTT_KEEP) * s->rtt_ms : s->rtt_ms;
     q->pings += s->pings;
     q->late += s->late;
     q->missed += s->missed;
@@ -182,9 +182,9 @@ static bool totals(tn_node_t *n, const tn_session_t *s, const uint8_t *id, total
     double known = now > q->first_seen_ms ? (double)(now - q->first_seen_ms) : 0;
     double up = (double)q->connected_ms + live_ms;
     t->uptime_share = known > 0 ? fmin(1.0, up / known) : (live ? 1 : 0);
-    t->rtt = live && s->pongs ? (q->rtt_ms > 0 ? RTT_KEEP * q->rtt_ms + (1 - RTT_KEEP) * s->rtt_ms
-                                               : s->rtt_ms)
-                              : q->rtt_ms;
+    t->rtt = live && s->pongs
+                 ? (q->rtt_ms > 0 ? RTT_KEEP * q->rtt_ms + (1 - RTT_KEEP) * s->rtt_ms : s->rtt_ms)
+                 : q->rtt_ms;
     t->pings = (double)q->pings + (live ? s->pings : 0);
     t->late = (double)q->late + (live ? s->late : 0);
     t->missed = (double)q->missed + (live ? s->missed : 0);
@@ -199,10 +199,9 @@ static bool totals(tn_node_t *n, const tn_session_t *s, const uint8_t *id, total
 bool tn_quality_value(tn_node_t *n, const tn_session_t *s, const uint8_t *id, const char *field,
                       double *out)
 {
-    static const char *const names[] = {"success_rate", "uptime_share", "rtt_avg_ms",
-                                        "pings_total",  "late_total",   "missed_total",
-                                        "blocks",       "dups",         "invalid",
-                                        "disconnects_total"};
+    static const char *const names[] = {
+        "success_rate", "uptime_share", "rtt_avg_ms", "pings_total", "late_total",
+        "missed_total", "blocks",       "dups",       "invalid",     "disconnects_total"};
     int f = -1;
     for (int i = 0; i < (int)TN_ARRAY_LEN(names) && f < 0; i++)
         if (strcmp(field, names[i]) == 0) f = i;
@@ -212,8 +211,8 @@ bool tn_quality_value(tn_node_t *n, const tn_session_t *s, const uint8_t *id, co
         *out = f == 0 ? 1 : 0; /* an unknown peer: no failures, nothing measured */
         return true;
     }
-    const double v[] = {t.success_rate, t.uptime_share, t.rtt,     t.pings,   t.late,
-                        t.missed,       t.blocks,       t.dups,    t.invalid, t.discs};
+    const double v[] = {t.success_rate, t.uptime_share, t.rtt,  t.pings,   t.late,
+                        t.missed,       t.blocks,       t.dups, t.invalid, t.discs};
     *out = v[f];
     return true;
 }

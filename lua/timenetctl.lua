@@ -507,6 +507,49 @@ verb {
 }
 
 verb {
+    name = "addrs", summary = "the address table and discovery sources",
+    usage = "addrs [--limit N]",
+    help = "The address table discovery dials from (addresses heard of from seeds, the peer "
+        .. "API, peer exchange, peers that connected): counts against the bound, each "
+        .. "discovery source's state, and the entries (--limit N, default 100): where each "
+        .. "came from, whether a dial to it ever worked (tried), failures, when last seen.",
+    options = { limit = true },
+    run = function(ctx)
+        local req = { cmd = "addrs" }
+        if ctx.options.limit then
+            req.limit = tonumber(ctx.options.limit)
+            if not req.limit then fail(EXIT_USAGE, "addrs: --limit needs a number") end
+        end
+        local r = ctx.ctl:must(req)
+        render(ctx, r, function()
+            printf("%s addresses: %s new, %s tried (bound %s)\n", fmt_num(r.new + r.tried),
+                fmt_num(r.new), fmt_num(r.tried), fmt_num(r.capacity))
+            local srcs = {}
+            for _, name in ipairs({ "seeds", "api", "exchange", "cache" }) do
+                local x = (r.sources or {})[name] or {}
+                srcs[#srcs + 1] = string.format("%s %s (%s dials, %s failures in a row)", name,
+                    x.available and "available" or "unavailable", fmt_num(x.dials or 0),
+                    fmt_num(x.failures or 0))
+            end
+            printf("sources: %s\n", table.concat(srcs, "; "))
+            if #(r.addrs or {}) == 0 then return end
+            print_table(r.addrs, {
+                { "ADDR", function(x) return x.addr end },
+                { "SOURCE", function(x) return x.source .. (x.from and (" " .. x.from) or "") end },
+                { "TRIED", function(x) return x.tried and (x.anchor and "anchor" or "yes") or "no" end },
+                { "OK", function(x) return fmt_num(x.successes) end, true },
+                { "FAILED", function(x) return fmt_num(x.failures) end, true },
+                { "SEEN", function(x)
+                    return x.last_seen_s >= 0 and fmt_duration(x.last_seen_s) or "-"
+                end, true },
+                { "ID", function(x) return x.id and x.id:sub(1, 8) or "-" end },
+            })
+        end)
+        return EXIT_OK
+    end,
+}
+
+verb {
     name = "policy status", summary = "policy generation, hooks, breaker",
     usage = "policy status [--all]",
     help = "Policy generation in force, its files, load time, breaker, last error, and per "
