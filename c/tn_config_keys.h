@@ -171,6 +171,10 @@
     NUM(relay_request_timeout, 2, 0.01, 600,                                                    \
         "A requested transaction or block not delivered in this time is asked of another "   \
         "peer that announced it.")                                                             \
+    NUM(relay_inv_interval, 0.02, 0, 10,                                                        \
+        "Least time between two transaction announcements (inv) to one peer: announcements "  \
+        "wait and share one message, so a peer gets at most 1/interval inv messages a second " \
+        "whatever the rate. 0 = one per loop iteration. Blocks are never held back.")         \
     NUM(test_sync_serve_delay, 0, 0, 60,                                                        \
         "Test only: answer every get_blocks this late, so a sync can be cut mid-download.")   \
     BOOL(test_double_timer, false,                                                             \

@@ -123,6 +123,7 @@ struct tn_node {
     tn_chain_t *chain;
     tn_dedup_t dedup;
     tn_idmap_t requests;
+    uint64_t relay_scan_ms; /* last scan for late requests (tn_relay.c) */
     uv_timer_t relay_timer, sync_timer, slot_timer, slot_timer2;
     uint64_t sync_gen, sync_asked_ms, sync_started_ms, heights_asked_ms;
 };

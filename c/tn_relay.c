@@ -128,14 +128,71 @@ static void append_entry(tn_session_t *s, int which, uint8_t kind, const uint8_t
 
 /* ---- announcing ---- */
 
+/* Sessions holding back announcements (any node of this process): the relay timer looks
+ * for them only while this is non-zero, so idle sessions cost nothing per tick. */
+static size_t pending_sessions;
+
+static void pend_flush(tn_node_t *n, tn_session_t *s, uint64_t now)
+{
+    tn_relay_peer_t *r = s->relay;
+    if (!r || !r->npend) return;
+    uint16_t k = r->npend;
+    r->npend = 0;
+    pending_sessions--;
+    r->last_inv_ms = now;
+    for (uint16_t i = 0; i < k && s->state == TN_SS_OPEN; i++) {
+        if (known(s, r->pend[i])) continue; /* it announced the id to us meanwhile */
+        append_entry(s, OPEN_INV, TN_INV_TX, r->pend[i]);
+        mark_known(s, r->pend[i]);
+        tn_metric_inc(M.inv_out);
+        TN_TRACE(n, "announce", "tx", r->pend[i], 32, NULL, s, NULL);
+    }
+}
+
+/* A transaction announcement to s: now, if no inv went to s within relay_inv_interval (or
+ * one went in this same loop iteration: it joins that message), else held for the timer. */
+static void announce_tx(tn_node_t *n, tn_session_t *s, const uint8_t id[32])
+{
+    uint64_t now = uv_now(n->loop), gap = tn_config_ms(n->cfg->relay_inv_interval);
+    tn_relay_peer_t *r = rp(s);
+    if (!r) return;
+    if (gap == 0 || (r->npend == 0 && (now - r->last_inv_ms >= gap || now == r->last_inv_ms))) {
+        r->last_inv_ms = now;
+        mark_known(s, id);
+        append_entry(s, OPEN_INV, TN_INV_TX, id);
+        tn_metric_inc(M.inv_out);
+        TN_TRACE(n, "announce", "tx", id, 32, NULL, s, NULL);
+        return;
+    }
+    if (r->npend == r->pend_cap) {
+        uint16_t cap = r->pend_cap ? (uint16_t)TN_MIN(2 * r->pend_cap, TN_INV_MAX) : 64;
+        void *p = cap > r->pend_cap ? realloc(r->pend, (size_t)cap * 32) : NULL;
+        if (!p) { /* the list is full (TN_INV_MAX): it goes now, this one with it */
+            pend_flush(n, s, now);
+            mark_known(s, id);
+            append_entry(s, OPEN_INV, TN_INV_TX, id);
+            tn_metric_inc(M.inv_out);
+            return;
+        }
+        r->pend = p;
+        r->pend_cap = cap;
+    }
+    if (r->npend == 0) pending_sessions++;
+    memcpy(r->pend[r->npend++], id, 32);
+}
+
 void tn_relay_announce(tn_node_t *n, uint8_t kind, const uint8_t id[32], tn_session_t *from)
 {
     for (tn_session_t *s = n->sessions; s; s = s->next) {
         if (s == from || !established(s) || known(s, id)) continue;
-        append_entry(s, OPEN_INV, kind, id);
+        if (kind == TN_INV_TX) {
+            announce_tx(n, s, id);
+            continue;
+        }
         mark_known(s, id);
+        append_entry(s, OPEN_INV, kind, id);
         tn_metric_inc(M.inv_out);
-        TN_TRACE(n, "announce", kind == TN_INV_TX ? "tx" : "block", id, 32, NULL, s, NULL);
+        TN_TRACE(n, "announce", "block", id, 32, NULL, s, NULL);
     }
 }
 
@@ -222,10 +279,20 @@ static void request_done(tn_node_t *n, const uint8_t id[32])
     free(tn_idmap_del(&n->requests, id));
 }
 
+/* The relay timer: held announcements whose interval is over, and (every half
+ * relay_request_timeout) requests not delivered in time. */
 static void on_request_timer(uv_timer_t *t)
 {
     tn_node_t *n = t->data;
     uint64_t now = uv_now(n->loop), timeout = tn_config_ms(n->cfg->relay_request_timeout);
+    uint64_t gap = tn_config_ms(n->cfg->relay_inv_interval);
+    if (pending_sessions)
+        for (tn_session_t *s = n->sessions; s; s = s->next) {
+            tn_relay_peer_t *r = s->relay;
+            if (r && r->npend && now - r->last_inv_ms >= gap) pend_flush(n, s, now);
+        }
+    if (now - n->relay_scan_ms < timeout / 2) return;
+    n->relay_scan_ms = now;
     tn_idmap_t *m = &n->requests;
     /* Collect first: retrying deletes entries, which moves others within the table. */
     size_t cap = 0, k = 0;
@@ -487,7 +554,10 @@ void tn_relay_on_get_mempool(tn_node_t *n, tn_session_t *s)
 void tn_relay_on_close(tn_node_t *n, tn_session_t *s)
 {
     (void)n;
-    free(s->relay);
+    tn_relay_peer_t *r = s->relay;
+    if (r && r->npend) pending_sessions--;
+    if (r) free(r->pend);
+    free(r);
     s->relay = NULL;
 }
 
@@ -502,7 +572,10 @@ int tn_relay_init(tn_node_t *n)
     /* what we hold already must not be fetched again after a restart */
     uint64_t now = uv_now(n->loop);
     for (tn_mtx_t *t = n->chain->pool.head; t; t = t->next) tn_dedup_insert(&n->dedup, t->id, now);
+    /* half the announcement interval bounds a held announcement's wait to 1.5 intervals */
     uint64_t every = tn_config_ms(n->cfg->relay_request_timeout / 2);
+    uint64_t half_gap = tn_config_ms(n->cfg->relay_inv_interval / 2);
+    if (half_gap > 0 && half_gap < every) every = half_gap;
     uv_timer_start(&n->relay_timer, on_request_timer, every, every);
     return TN_OK;
 }

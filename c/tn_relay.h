@@ -1,6 +1,7 @@
 /* Relay of transactions and blocks, announce-then-fetch: a new valid object is announced
  * by id (inv) to every established peer that does not know it yet, batched into one inv
- * message per peer per loop iteration; peers fetch what they lack (getdata). Every received
+ * message per peer per loop iteration, transactions at most one inv per peer per
+ * relay_inv_interval; peers fetch what they lack (getdata). Every received
  * object goes through the dedup cache before any signature check. Blocks go to masternodes
  * first. tn_sync.c (heights, block download, mempool sync) and tn_produce.c (block
  * production) build on it. */
@@ -24,6 +25,11 @@ typedef struct tn_relay_peer {
         uint16_t count;
     } open[3]; /* appendable inv, getdata, notfound in the current batch */
     uint64_t dups, invalid, accepted, blocks_added;
+    /* Transaction announcements held back by relay_inv_interval (at most TN_INV_MAX: a full
+     * list is sent at once), and when the last inv went out. */
+    uint8_t (*pend)[32];
+    uint16_t npend, pend_cap;
+    uint64_t last_inv_ms;
 } tn_relay_peer_t;
 
 int tn_relay_init(tn_node_t *n);

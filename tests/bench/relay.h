@@ -848,6 +848,9 @@ static void measure(sample_t *x)
     if (N.cfg.dedup_capacity < (int64_t)C.corpus * 2) N.cfg.dedup_capacity = (int64_t)C.corpus * 2;
     /* the node's own ceiling is measured, not the per-peer inventory limit (5000 ids/s) */
     N.cfg.rate_inventory.v[0] = N.cfg.rate_inventory.v[1] = 0;
+    /* one inv per out-peer per loop iteration, as measured before relay_inv_interval: the
+     * probes compare announce and push latency of the path itself */
+    N.cfg.relay_inv_interval = 0;
 
     uv_loop_init(&N.loop);
     char err[512];
