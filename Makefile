@@ -84,9 +84,11 @@ run: all
 test: all fuzz-replay
 	@BUILD=$(BUILD) timeout --foreground -k 10 1500 tests/run.sh
 
-# peers_spec's 60-node profile for the full 60 s (make test runs 16 s of it).
+# peers_spec's 60-node profile for the full 60 s (make test runs 16 s of it), then the resilience
+# scenarios for SOAK_SECONDS each and repeated kill -9 rounds (tests/soak/run.sh).
 soak: all
 	@BUILD=$(BUILD) TN_SOAK=1 SPEC=tests/spec/peers_spec.lua TEST_ONLY=spec tests/run.sh
+	@BUILD=$(BUILD) tests/soak/run.sh
 
 asan:
 	$(MAKE) BUILD=build/asan OPT=-O1 \
