@@ -103,7 +103,7 @@ $(BUILD)/bench-%: tests/bench/%.c $(wildcard tests/bench/*.h) $(BUILD)/libtimene
 	@$(CC) $(CFLAGS_COMMON) -Ic $< $(BUILD)/libtimenet.a $(LUA_LIB) $(LIBS) -o $@
 
 # ONLY=name runs one bench and keeps the other entries of var/bench/results.json.
-bench: deps $(BENCH_BIN)
+bench: deps $(BENCH_BIN) $(BUILD)/timenetd $(BUILD)/timenet.so
 	@BUILD=$(BUILD) tests/bench/run.sh $(ONLY)
 
 # Fuzz targets: tests/fuzz/fuzz_NAME.c, corpus in tests/fuzz/corpus/NAME/ (tests/fuzz/README.md).

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.." || exit 2
 BUILD=${BUILD:-build}
 OUT=var/bench
 RESULTS=$OUT/results.json
-TIMEOUT_S=${BENCH_TIMEOUT_S:-600} # per bench: a hung bench fails instead of blocking the run
+TIMEOUT_S=${BENCH_TIMEOUT_S:-900} # per bench: a hung bench fails instead of blocking the run
 
 # Registry, in run order: "name|command". A bench command prints one JSON object
 # {"params", "figures", "floors"} on stdout (floors measured in the same run), progress on
@@ -22,6 +22,12 @@ BENCHES=(
     "dedup|$BUILD/bench-dedup"
     "relay_signed|$BUILD/bench-relay_signed"
     "relay_unsigned|$BUILD/bench-relay_unsigned"
+    # network benches: real nodes through the test harness (tests/bench/netbench.lua)
+    "idle_conns|lua5.4 tests/bench/netbench.lua idle_conns"
+    "load_20x1000|lua5.4 tests/bench/netbench.lua load_20x1000"
+    "net_n20_signed|lua5.4 tests/bench/netbench.lua net_n20_signed"
+    "net_n20_unsigned|lua5.4 tests/bench/netbench.lua net_n20_unsigned"
+    "masternodes_100|lua5.4 tests/bench/netbench.lua masternodes_100"
 )
 
 names() { for b in "${BENCHES[@]}"; do echo "${b%%|*}"; done; }
