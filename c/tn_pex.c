@@ -39,7 +39,8 @@ static uint64_t interval_ms(tn_node_t *n)
 bool tn_pex_ask(tn_node_t *n, tn_session_t *s)
 {
     uint64_t now = uv_now(n->loop);
-    if (!s->hello || !s->peer || s->pex_awaiting) return false;
+    if (!s->hello || !s->peer) return false;
+    /* once per interval, answered or not (a peer that never answers is asked again later) */
     if (s->pex_asked_ms && now - s->pex_asked_ms < interval_ms(n)) return false;
     if (tn_session_send(s, TN_MSG_GET_PEERS, NULL, 0) != TN_OK) return false;
     s->pex_asked_ms = now;
