@@ -111,6 +111,13 @@ static void slot_close(tn_accept_slot_t *slot)
     uv_close((uv_handle_t *)&slot->tcp, on_slot_closed);
 }
 
+/* Refused for what the address did (blocked, banned, too many attempts): a reset, so the
+ * refusal leaves no FIN exchange and no TIME_WAIT behind on our side. */
+static void slot_reset(tn_accept_slot_t *slot)
+{
+    if (uv_tcp_close_reset(&slot->tcp, on_slot_closed) != 0) slot_close(slot);
+}
+
 /* The connections-per-IP contract with bans.lua (policies/README.md, "§12 and §13"):
  * attempts up to connection_attempts_free in a window are never reported; each one after that
  * up to connection_attempts_max is reported as "connections" and refused unless the verdict is
@@ -158,7 +165,7 @@ int tn_admission_accept(tn_node_t *n, uv_stream_t *server, uv_connection_cb cb, 
         refused = M.attempts;
     if (refused) {
         tn_metric_inc(refused);
-        slot_close(slot);
+        slot_reset(slot);
         return TN_ELIMIT;
     }
     c->slot = slot;

@@ -23,7 +23,9 @@ local T = A.T
 local K = { H = H, A = A, T = T }
 
 K.ASAN = (os.getenv("BUILD") or ""):find("asan") ~= nil
-K.RSS_BUDGET_MB = 48 -- default per case; documented with each case that sets its own
+-- Default budget per case (cases may set their own): the floods of flood_spec.lua stayed
+-- within 4 MB of baseline; 16 leaves room for allocator noise, not for a leak per message.
+K.RSS_BUDGET_MB = 16
 -- the target runs the shipped attempt limits (seed §12, §13), which the harness lifts for
 -- the specs where nodes redial many times a minute
 K.TARGET = { heartbeat_interval = 1, strike_limit = 3, connection_attempts_free = 5,
@@ -70,7 +72,9 @@ function Ctx:session(i, opts)
     return p
 end
 
--- A bare TCP socket from src to the target, connected (or nil, err). Kept until cleanup.
+-- A bare TCP socket from src to the target, connected (or nil, err: "closed" when the node
+-- reset it before connect() returned, as it does for banned IPs and excess attempts). Kept
+-- until cleanup.
 function Ctx:tcp(src)
     local s = socket.tcp()
     s:settimeout(5)
@@ -89,6 +93,16 @@ function Ctx:expect(text, n, timeout)
     n = n or 1
     self.t:wait_log(text, timeout or 10, n)
     self.expected[#self.expected + 1] = { text = text, n = n }
+end
+
+-- True when a connection from block.(100+i) is refused at once without a byte: reset before
+-- or right after connect() returns (a refusal for what the address did is a reset).
+function Ctx:refused_at_once(i)
+    local p, err = A.connect(self.t.ip, self.port, { src = self:adv_ip(i), timeout = 2 })
+    if not p then return err == "closed" end
+    self.cleanups[#self.cleanups + 1] = function() p:close() end
+    local t0 = H.now()
+    return p:closed(2) and H.now() - t0 < 1 and p.drained == 0
 end
 
 -- The attacker whose session survived leaves: the node logs the loss once (closed, or reset

@@ -4,7 +4,8 @@
 -- floods and the bandwidth caps. Each case runs on tests/lib/hostilekit.lua: an honest real peer on the
 -- same node keeps its session and its rising pongs, the node logs exactly one line per
 -- verdict, and its RSS stays within its baseline plus the case's budget (the figures are
--- printed; the budget of each case is given with it, else hostilekit's 48 MB).
+-- printed; a case's budget is given with it, else hostilekit's 16 MB; x8 under ASan, whose
+-- quarantine keeps freed memory).
 local K = require("hostilekit")
 local H, T = K.H, K.T
 local socket = require("socket")
@@ -41,7 +42,7 @@ describe("floods", function()
             c:hangup(p, 1)
         end))
 
-    -- RSS budget 48 MB: 33 MB of invs go through the node's 64 KiB read buffer and are dropped
+    -- RSS budget 16 MB: 33 MB of invs go through the node's 64 KiB read buffer and are dropped
     -- message by message; the request table (TN_REQUESTS_MAX) holds the 20000 admitted ids.
     it(K.case("an inv flood of 1M fake ids: over the inventory bucket dropped and reported, the " ..
         "request table bounded, heartbeats and honest relay unaffected", {}, function(c)
@@ -91,8 +92,8 @@ describe("floods", function()
         local ip = c:adv_ip(1)
         local t0 = H.now()
         for _ = 1, 120 do
-            local s = assert(c:tcp(ip))
-            s:close()
+            local s = c:tcp(ip) -- nil when the node reset it before connect() returned
+            if s then s:close() end
         end
         local dt = H.now() - t0
         for k = 6, 10 do
@@ -105,18 +106,16 @@ describe("floods", function()
         end, 5, "110 attempts refused as banned")
         assert.are.equal(5, c:metric('tn_inbound_refused_total{reason="attempts"}'))
         io.stderr:write(string.format("connection flood: 120 connections from one IP in %.2f s\n", dt))
-        -- refused without work: not a byte sent, the connection closed at once
-        local r = c:adv(1)
-        closes_within(r, 1)
-        assert.are.equal(0, r.drained)
+        -- refused without work: not a byte sent, the connection reset at once
+        assert.is_true(c:refused_at_once(1))
     end))
 
     it(K.case("a connection flood from 200 addresses (7 each): each IP's 6th and 7th refused with " ..
         "a strike, no ban, nothing held", {}, function(c)
         for i = 1, 200 do
             for _ = 1, 7 do
-                local s = assert(c:tcp(many_ip(254, i)))
-                s:close()
+                local s = c:tcp(many_ip(254, i)) -- the 6th and 7th are reset, maybe before
+                if s then s:close() end          -- connect() returned
             end
             if i % 50 == 0 then c:sample() end
         end
@@ -128,7 +127,7 @@ describe("floods", function()
         H.wait(function() return c.t:status().sessions == 1 end, 5, "only the honest session left")
     end))
 
-    -- RSS budget 48 MB: at most max_inbound_pending (256) sessions in their handshake (peer
+    -- RSS budget 16 MB: at most max_inbound_pending (256) sessions in their handshake (peer
     -- slots, max_peers, are raised so that the pending bound is the one that holds).
     it(K.case("1000 idle pre-handshake connections from 1000 IPs: 256 held (max_inbound_pending), " ..
         "744 refused at accept, the 256 closed at handshake_timeout",
