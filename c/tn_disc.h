@@ -113,8 +113,13 @@ void tn_quality_on_open(tn_node_t *n, tn_session_t *s);
 void tn_quality_on_close(tn_node_t *n, tn_session_t *s);
 void tn_quality_on_dial_failed(tn_node_t *n, const uint8_t id[32], const tn_addr_t *a);
 void tn_quality_free(tn_node_t *n);
-/* A quality field of the policy's peer object, the session in progress included: false if
- * `field` is not one. */
+/* The quality fields of the policy's peer object, in this order, the session in progress
+ * included (an unknown peer: success_rate 1, the rest 0). */
+#define TN_QUALITY_NFIELDS 10
+extern const char *const TN_QUALITY_FIELDS[TN_QUALITY_NFIELDS];
+void tn_quality_values(tn_node_t *n, const tn_session_t *s, const uint8_t *id,
+                       double out[TN_QUALITY_NFIELDS]);
+/* One of them by name: false if `field` is not one. */
 bool tn_quality_value(tn_node_t *n, const tn_session_t *s, const uint8_t *id, const char *field,
                       double *out);
 /* Adds the quality fields of id (and session s) to a JSON object (peers verb, evict list). */

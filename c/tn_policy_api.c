@@ -132,6 +132,9 @@ static const char *const FIELDS[F__COUNT] = {
     "success_rate", "uptime_share", "rtt_avg_ms", "pings_total", "late_total", "missed_total",
     "blocks", "dups", "invalid", "disconnects_total"};
 
+_Static_assert(F__COUNT - F_SUCCESS_RATE == TN_QUALITY_NFIELDS,
+               "the peer object's quality fields are tn_quality.c's, in its order");
+
 static const char PEER_MT[] = "tn.peer";
 
 static int peer_index(lua_State *L)
@@ -243,10 +246,12 @@ static int peer_index(lua_State *L)
         return 1;
     default:
         if (f >= F_SUCCESS_RATE && f < F__COUNT && g->host) {
-            const uint8_t *id = p ? p->id : open ? s->their_id : g->cur.id;
-            double x = 0;
-            tn_quality_value(g->host->node, s, id, FIELDS[f], &x);
-            lua_pushnumber(L, x);
+            if (!g->quality_ok) { /* one computation per hook call, whatever is read */
+                const uint8_t *id = p ? p->id : open ? s->their_id : g->cur.id;
+                tn_quality_values(g->host->node, s, id, g->quality);
+                g->quality_ok = true;
+            }
+            lua_pushnumber(L, g->quality[f - F_SUCCESS_RATE]);
             return 1;
         }
         break;
@@ -294,12 +299,14 @@ static int api_tag(lua_State *L)
 void tn_policy_peer_push(tn_policy_gen_t *g, const tn_peer_view_t *v)
 {
     g->cur = *v;
+    g->quality_ok = false;
     lua_rawgeti(g->L, LUA_REGISTRYINDEX, g->peer_ref);
 }
 
 void tn_policy_peer_clear(tn_policy_gen_t *g)
 {
     memset(&g->cur, 0, sizeof g->cur);
+    g->quality_ok = false;
 }
 
 /* ---- calls ---- */

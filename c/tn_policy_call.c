@@ -198,14 +198,10 @@ void tn_hook_record(tn_policy_t *p, tn_hook_t h, const tn_peer_view_t *v, const 
         const uint8_t *qid = v->p                                ? v->p->id
                              : s && s->state == TN_SS_OPEN ? s->their_id
                                                            : v->id;
-        static const char *const qf[] = {"success_rate", "uptime_share", "rtt_avg_ms",
-                                         "pings_total",  "late_total",   "missed_total",
-                                         "blocks",       "dups",         "invalid",
-                                         "disconnects_total"};
-        for (size_t i = 0; qid && i < TN_ARRAY_LEN(qf); i++) {
-            double x;
-            if (tn_quality_value(p->node, s, qid, qf[i], &x)) fprintf(f, ",\"%s\":%.6g", qf[i], x);
-        }
+        double q[TN_QUALITY_NFIELDS];
+        if (qid) tn_quality_values(p->node, s, qid, q);
+        for (int i = 0; qid && i < TN_QUALITY_NFIELDS; i++)
+            fprintf(f, ",\"%s\":%.6g", TN_QUALITY_FIELDS[i], q[i]);
         fprintf(f, ",\"strikes\":%u}", tn_strikes_total(p->node, a));
     }
     fprintf(f, ",\"args\":%s,\"result\":%s}\n", args_json ? args_json : "[]",

@@ -53,6 +53,8 @@ struct tn_policy_gen {
     int peer_ref;
     const char *field[40]; /* interned peer field names, compared by pointer */
     tn_peer_view_t cur;
+    double quality[16]; /* the current peer's quality fields, computed on the first read */
+    bool quality_ok;
     /* what was loaded */
     char dir[1024];
     int n_files, n_tests;

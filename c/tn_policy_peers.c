@@ -153,10 +153,6 @@ int tn_policy_rank_candidates(tn_policy_t *p, const tn_policy_cand_t *c, int n, 
 
 /* ---- evict ---- */
 
-static const char *const QUALITY_FIELDS[] = {
-    "success_rate", "uptime_share", "rtt_avg_ms", "pings_total", "late_total",
-    "missed_total", "blocks",       "dups",       "invalid",     "disconnects_total"};
-
 /* One connection as plain data: the peer object's fields that matter for eviction. */
 static void push_session(lua_State *L, tn_node_t *n, const tn_session_t *s, bool newcomer)
 {
@@ -198,12 +194,11 @@ static void push_session(lua_State *L, tn_node_t *n, const tn_session_t *s, bool
     lua_setfield(L, -2, "score");
     lua_pushinteger(L, s->hello ? (lua_Integer)s->their_height : 0);
     lua_setfield(L, -2, "height");
-    for (size_t i = 0; i < TN_ARRAY_LEN(QUALITY_FIELDS); i++) {
-        double x;
-        if (tn_quality_value(n, s, s->their_id, QUALITY_FIELDS[i], &x)) {
-            lua_pushnumber(L, x);
-            lua_setfield(L, -2, QUALITY_FIELDS[i]);
-        }
+    double q[TN_QUALITY_NFIELDS];
+    tn_quality_values(n, s, s->their_id, q);
+    for (int i = 0; i < TN_QUALITY_NFIELDS; i++) {
+        lua_pushnumber(L, q[i]);
+        lua_setfield(L, -2, TN_QUALITY_FIELDS[i]);
     }
 }
 

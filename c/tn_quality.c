@@ -196,25 +196,36 @@ static bool totals(tn_node_t *n, const tn_session_t *s, const uint8_t *id, total
     return true;
 }
 
+const char *const TN_QUALITY_FIELDS[TN_QUALITY_NFIELDS] = {
+    "success_rate", "uptime_share", "rtt_avg_ms", "pings_total", "late_total",
+    "missed_total", "blocks",       "dups",       "invalid",     "disconnects_total"};
+
+void tn_quality_values(tn_node_t *n, const tn_session_t *s, const uint8_t *id,
+                       double out[TN_QUALITY_NFIELDS])
+{
+    totals_t t;
+    if (!totals(n, s, id, &t)) { /* an unknown peer: no failures, nothing measured */
+        memset(out, 0, sizeof(double) * TN_QUALITY_NFIELDS);
+        out[0] = 1;
+        return;
+    }
+    const double v[TN_QUALITY_NFIELDS] = {t.success_rate, t.uptime_share, t.rtt,    t.pings,
+                                          t.late,         t.missed,       t.blocks, t.dups,
+                                          t.invalid,      t.discs};
+    memcpy(out, v, sizeof v);
+}
+
 bool tn_quality_value(tn_node_t *n, const tn_session_t *s, const uint8_t *id, const char *field,
                       double *out)
 {
-    static const char *const names[] = {
-        "success_rate", "uptime_share", "rtt_avg_ms", "pings_total", "late_total",
-        "missed_total", "blocks",       "dups",       "invalid",     "disconnects_total"};
-    int f = -1;
-    for (int i = 0; i < (int)TN_ARRAY_LEN(names) && f < 0; i++)
-        if (strcmp(field, names[i]) == 0) f = i;
-    if (f < 0) return false;
-    totals_t t;
-    if (!totals(n, s, id, &t)) {
-        *out = f == 0 ? 1 : 0; /* an unknown peer: no failures, nothing measured */
-        return true;
-    }
-    const double v[] = {t.success_rate, t.uptime_share, t.rtt,  t.pings,   t.late,
-                        t.missed,       t.blocks,       t.dups, t.invalid, t.discs};
-    *out = v[f];
-    return true;
+    for (int i = 0; i < TN_QUALITY_NFIELDS; i++)
+        if (strcmp(field, TN_QUALITY_FIELDS[i]) == 0) {
+            double v[TN_QUALITY_NFIELDS];
+            tn_quality_values(n, s, id, v);
+            *out = v[i];
+            return true;
+        }
+    return false;
 }
 
 void tn_quality_json(tn_node_t *n, const tn_session_t *s, const uint8_t *id, cJSON *o)

@@ -64,10 +64,9 @@ function M.score(peer)
     end
 
     local pongs_term = 1
-    local pings, late, missed = peer.pings or 0, peer.late or 0, peer.missed or 0
-    if (peer.pings_total or 0) > pings then
-        pings, late, missed = peer.pings_total, peer.late_total or 0, peer.missed_total or 0
-    end
+    -- the totals include this session; a peer without history (plain tables) has only these
+    local pings, late, missed = peer.pings_total or 0, peer.late_total or 0, peer.missed_total or 0
+    if pings <= 0 then pings, late, missed = peer.pings or 0, peer.late or 0, peer.missed or 0 end
     if pings > 0 then
         local bad = late * LATE_COST + missed * MISSED_COST
         pongs_term = 1 - clamp01(bad / pings)

@@ -340,7 +340,7 @@ int main(int argc, char **argv)
     if (!B || luaL_dostring(B, "return function() end")) fail("cannot set up the bare state");
     int bare_ref = luaL_ref(B, LUA_REGISTRYINDEX);
 
-    tn_peer_view_t v = {&sess, &peer, NULL};
+    tn_peer_view_t v = {&sess, &peer, NULL, NULL};
     double score = tn_policy_score(real, &v);
     if (real->stats[TN_HOOK_score].errors)
         fail("score(peer) failed: %s", real->last_error[0] ? real->last_error : "?");
