@@ -171,7 +171,7 @@
     NUM(relay_request_timeout, 2, 0.01, 600,                                                    \
         "A requested transaction or block not delivered in this time is asked of another "   \
         "peer that announced it.")                                                             \
-    NUM(relay_inv_interval, 0.02, 0, 10,                                                        \
+    NUM(relay_inv_interval, 0.005, 0, 10,                                                       \
         "Least time between two transaction announcements (inv) to one peer: announcements "  \
         "wait and share one message, so a peer gets at most 1/interval inv messages a second " \
         "whatever the rate. 0 = one per loop iteration. Blocks are never held back.")         \
