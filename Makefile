@@ -6,9 +6,9 @@ SHELL := /bin/bash
 
 DEB_PKGS := build-essential pkg-config lua5.4 liblua5.4-dev libuv1-dev libsodium-dev \
 	libsqlite3-dev libcjson-dev lua-busted lua-luv lua-socket lua-cjson lua-dkjson lua-check \
-	lua-system libcurl4-openssl-dev clang libclang-rt-14-dev llvm-14 prometheus nftables
+	lua-system libcurl4-openssl-dev libmaxminddb-dev clang libclang-rt-14-dev llvm-14 prometheus nftables
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-PKG_MODS := libuv libsodium sqlite3 lua5.4 libcjson libcurl
+PKG_MODS := libuv libsodium sqlite3 lua5.4 libcjson libcurl libmaxminddb
 
 # BUILD=build/asan selects the sanitizer build (see `make asan`).
 BUILD ?= build
@@ -18,7 +18,7 @@ OPT ?= -O2
 
 CFLAGS_COMMON = -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -fPIC -DTN_VERSION='"$(VERSION)"' \
 	$(shell pkg-config --cflags $(PKG_MODS) 2>/dev/null) $(SAN)
-LIBS = $(shell pkg-config --libs libuv libsodium sqlite3 libcjson libcurl 2>/dev/null) -lm
+LIBS = $(shell pkg-config --libs libuv libsodium sqlite3 libcjson libcurl libmaxminddb 2>/dev/null) -lm
 LUA_LIB = $(shell pkg-config --libs lua5.4 2>/dev/null)
 
 SRC := $(wildcard c/tn_*.c)

@@ -51,6 +51,9 @@
         "(a token bucket; an answer may hold 1000).")                                              \
     NUM(addr_max_age, 2592000, 1, 315360000,                                                       \
         "Addresses neither seen nor connected to for this long leave the address table.")          \
+    STR(geoip_db, "", NULL,                                                                        \
+        "MaxMind DB file (GeoLite2-ASN, -Country or -City): outbound dials then prefer distinct "  \
+        "ASNs (else countries) besides distinct network groups (seed §21); empty = off.")          \
     INT(max_inbound_pending, 256, 1, 100000,                                                       \
         "Most accepted connections still in their handshake; more are closed at accept.")          \
     INT(max_frame_size, 8388608, 1024, 67108864,                                                   \

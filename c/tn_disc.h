@@ -19,6 +19,7 @@
 #include <cJSON.h>
 
 typedef struct tn_peerapi tn_peerapi_t;
+typedef struct tn_geoip tn_geoip_t;
 
 #define TN_QUALITY_MAX 4096 /* peer quality records kept; the least recently updated goes */
 #define TN_RANK_MAX 256     /* candidates shown to rank_candidates in one round */
@@ -58,6 +59,7 @@ typedef struct tn_disc {
     tn_node_t *n;
     tn_addrman_t *am;
     tn_peerapi_t *api;
+    tn_geoip_t *geo; /* geoip_db, or NULL */
     uv_timer_t timer, kick;
     bool started, kicked, loading;
     tn_dsrc_state_t src[TN_DSRC__COUNT];

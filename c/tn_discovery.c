@@ -13,6 +13,7 @@
 #include "tn_log.h"
 #include "tn_metrics.h"
 #include "tn_ctl.h"
+#include "tn_geoip.h"
 #include "tn_peerapi.h"
 
 #include <math.h>
@@ -128,6 +129,7 @@ typedef struct {
     int n_ids;
     uint64_t *groups; /* network groups of outbound sessions and dials (diversity) */
     int n_groups;
+    uint64_t *geos; /* their ASN or country keys (geoip_db), 0 = unknown */
 } busy_t;
 
 static int cmp_addr(const void *a, const void *b)
@@ -140,6 +142,13 @@ static int cmp_id(const void *a, const void *b)
 }
 
 /* extra: room for the dials this round may add. */
+static uint64_t geo_key(tn_node_t *n, const tn_addr_t *a)
+{
+    tn_geo_t geo;
+    if (!n->disc || !n->disc->geo || !tn_geoip_lookup(n->disc->geo, a, &geo)) return 0;
+    return tn_geo_key(&geo);
+}
+
 static bool busy_build(tn_node_t *n, busy_t *b, int extra)
 {
     int cap = 2 + extra;
@@ -148,10 +157,12 @@ static bool busy_build(tn_node_t *n, busy_t *b, int extra)
     b->addrs = calloc((size_t)cap, sizeof(tn_addr_t));
     b->ids = calloc((size_t)cap, 32);
     b->groups = calloc((size_t)cap, sizeof(uint64_t));
-    if (!b->addrs || !b->ids || !b->groups) return false;
+    b->geos = calloc((size_t)cap, sizeof(uint64_t));
+    if (!b->addrs || !b->ids || !b->groups || !b->geos) return false;
     for (tn_session_t *s = n->sessions; s; s = s->next) {
         if (s->outbound) {
             b->addrs[b->n_addrs++] = s->remote;
+            b->geos[b->n_groups] = geo_key(n, &s->remote);
             b->groups[b->n_groups++] = tn_netgroup(&s->remote);
         }
         if (s->state == TN_SS_OPEN) memcpy(b->ids[b->n_ids++], s->their_id, 32);
@@ -168,6 +179,7 @@ static void busy_free(busy_t *b)
     free(b->addrs);
     free(b->ids);
     free(b->groups);
+    free(b->geos);
 }
 
 static bool busy_has(const busy_t *b, const tn_am_entry_t *e)
@@ -180,6 +192,13 @@ static bool group_used(const busy_t *b, uint64_t g)
 {
     for (int i = 0; i < b->n_groups; i++)
         if (b->groups[i] == g) return true;
+    return false;
+}
+
+static bool geo_used(const busy_t *b, uint64_t k)
+{
+    for (int i = 0; k && i < b->n_groups; i++)
+        if (b->geos[i] == k) return true;
     return false;
 }
 
@@ -271,8 +290,9 @@ static tn_am_source_t am_source_of(const tn_am_entry_t *e)
     return (tn_am_source_t)e->source;
 }
 
-/* Ranks the candidates through the policy and dials up to `need` of them, first one per
- * network group without an outbound peer, then any. Returns the number of dials started. */
+/* Ranks the candidates through the policy and dials up to `need` of them: first those whose
+ * network group and ASN (or country, with geoip_db) have no outbound peer yet, then those
+ * with a new network group, then any. Returns the number of dials started. */
 static int dial_some(tn_node_t *n, busy_t *b, cand_t *c, int k, int need, const char *why)
 {
     static tn_policy_cand_t pc[TN_RANK_MAX];
@@ -285,6 +305,10 @@ static int dial_some(tn_node_t *n, busy_t *b, cand_t *c, int k, int need, const 
         pc[i].source = tn_am_source_name(am_source_of(e));
         pc[i].failures = e->attempts;
         pc[i].last_success = (double)e->last_success / 1000.0;
+        tn_geo_t geo;
+        tn_geoip_lookup(n->disc->geo, &e->addr, &geo);
+        pc[i].asn = geo.asn;
+        memcpy(pc[i].country, geo.country, sizeof geo.country);
         /* the score the policy gives the node last seen there, from its stored quality */
         tn_peer_view_t v = {NULL, e->has_id ? tn_node_peer_find(n, e->id) : NULL, &e->addr,
                             e->has_id ? e->id : NULL};
@@ -293,12 +317,14 @@ static int dial_some(tn_node_t *n, busy_t *b, cand_t *c, int k, int need, const 
     int nd = default_rank(c, k, dflt);
     int m = tn_policy_rank_candidates(n->policy, pc, k, dflt, nd, order);
     int started = 0;
-    for (int pass = 0; pass < 2 && started < need; pass++) {
+    for (int pass = 0; pass < 3 && started < need; pass++) {
+        if (pass == 0 && !n->disc->geo) continue;
         for (int j = 0; j < m && started < need; j++) {
             tn_am_entry_t *e = c[order[j]].e;
             if (!e->used || busy_has(b, e)) continue;
-            uint64_t g = tn_netgroup(&e->addr);
-            if (pass == 0 && group_used(b, g)) continue;
+            uint64_t g = tn_netgroup(&e->addr), geo = geo_key(n, &e->addr);
+            if (pass < 2 && group_used(b, g)) continue;
+            if (pass == 0 && (!geo || geo_used(b, geo))) continue;
             tn_addrman_attempt(n->disc->am, &e->addr, wall);
             tn_addr_t a = e->addr;
             int rc = tn_targets_dial(n, &a, false);
@@ -313,6 +339,7 @@ static int dial_some(tn_node_t *n, busy_t *b, cand_t *c, int k, int need, const 
                      tn_am_source_name(am_source_of(e)));
             b->addrs[b->n_addrs++] = a;
             qsort(b->addrs, (size_t)b->n_addrs, sizeof(tn_addr_t), cmp_addr);
+            b->geos[b->n_groups] = geo;
             b->groups[b->n_groups++] = g;
             started++;
         }
@@ -688,6 +715,14 @@ int tn_disc_start(tn_node_t *n)
     d->am->on_change = on_am_change;
     d->am->ud = n;
     d->started_wall_ms = tn_wall_ms();
+    if (n->cfg->geoip_db[0]) {
+        char err[300];
+        if (tn_geoip_open(&d->geo, n->cfg->geoip_db, err, sizeof err) == TN_OK)
+            tn_info("GeoIP: %s (%s): outbound dials prefer distinct ASNs or countries",
+                    n->cfg->geoip_db, tn_geoip_type(d->geo));
+        else
+            tn_error("GeoIP off: %s", err);
+    }
     load_ctx_t lc = {n, 0, 0};
     if (n->store) {
         d->loading = true;
@@ -763,6 +798,7 @@ void tn_disc_free(tn_node_t *n)
     tn_disc_t *d = n->disc;
     if (!d) return;
     tn_quality_free(n);
+    tn_geoip_close(d->geo);
     tn_addrman_free(d->am);
     free(d);
     n->disc = NULL;

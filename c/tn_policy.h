@@ -150,6 +150,8 @@ typedef struct {
     uint32_t failures;  /* consecutive failed dials */
     double score;       /* the last score of the node seen there, 0 if none */
     double last_success; /* unix seconds of the last successful dial, 0 = never */
+    uint32_t asn;        /* from geoip_db, 0 = unknown */
+    char country[3];     /* from geoip_db, "" = unknown */
 } tn_policy_cand_t;
 
 /* Dial order: fills order[] with candidate indexes (a subset is fine) and returns how many;

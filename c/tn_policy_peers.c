@@ -4,6 +4,7 @@
  * tn_policy_call.c. The C defaults behave like policies/discovery.lua and eviction.lua. */
 #include "tn_chain.h"
 #include "tn_disc.h"
+#include "tn_geoip.h"
 #include "tn_log.h"
 #include "tn_node.h"
 #include "tn_policy_int.h"
@@ -111,6 +112,14 @@ int tn_policy_rank_candidates(tn_policy_t *p, const tn_policy_cand_t *c, int n, 
         lua_setfield(L, -2, "score");
         lua_pushnumber(L, c[i].last_success);
         lua_setfield(L, -2, "last_success");
+        if (c[i].asn) {
+            lua_pushinteger(L, c[i].asn);
+            lua_setfield(L, -2, "asn");
+        }
+        if (c[i].country[0]) {
+            lua_pushstring(L, c[i].country);
+            lua_setfield(L, -2, "country");
+        }
         lua_rawseti(L, -2, i + 1);
     }
     if (tn_hook_run(p, TN_HOOK_rank_candidates, 1, 1)) {
@@ -194,6 +203,17 @@ static void push_session(lua_State *L, tn_node_t *n, const tn_session_t *s, bool
     lua_setfield(L, -2, "score");
     lua_pushinteger(L, s->hello ? (lua_Integer)s->their_height : 0);
     lua_setfield(L, -2, "height");
+    tn_geo_t geo;
+    if (n->disc && tn_geoip_lookup(n->disc->geo, &s->remote, &geo)) {
+        if (geo.asn) {
+            lua_pushinteger(L, geo.asn);
+            lua_setfield(L, -2, "asn");
+        }
+        if (geo.country[0]) {
+            lua_pushstring(L, geo.country);
+            lua_setfield(L, -2, "country");
+        }
+    }
     double q[TN_QUALITY_NFIELDS];
     tn_quality_values(n, s, s->their_id, q);
     for (int i = 0; i < TN_QUALITY_NFIELDS; i++) {

@@ -321,6 +321,47 @@ describe("discovery", function()
         end)
     end)
 
+    -- Four candidates in four /16 groups, in address order; the first three share an ASN.
+    -- Without a GeoIP database the first two dials go to the first two addresses (one ASN);
+    -- with one (a test MaxMind DB), to both ASNs.
+    it("with geoip_db, outbound dials prefer distinct ASNs", function()
+        H.with_net(function(net)
+            local mmdb = require("mmdb")
+            local cands, list, entries, asn_of = {}, {}, {}, {}
+            for i = 1, 4 do
+                local a = 150 + i -- three digits each: address order is text order too
+                cands[i] = net:node("c" .. i, { ip = string.format("127.%d.7.2", a) })
+                entries[i] = { prefix = string.format("127.%d.0.0/16", a),
+                    asn = i < 4 and 64500 or 64501, country = i < 4 and "DE" or "FR" }
+                list[i] = cands[i]:addr()
+                asn_of[list[i]] = entries[i].asn
+            end
+            for _, c in ipairs(cands) do c:start() end
+            local db = net.dir .. "/geo.mmdb"
+            mmdb.write(db, entries)
+            local srv = httpd.start(net.block .. ".244", { ["/peers"] = { body = json.encode(list) } })
+            local function run(name, with_geo)
+                local n = net:node(name, cfg({ min_peers = 2, peer_api_url = srv.url("/peers"),
+                    geoip_db = with_geo and db or nil }))
+                n:start()
+                H.wait(function() return connected(n) >= 2 end, 10, name .. " to reach min_peers")
+                local asns = {}
+                for _, p in ipairs(n:peers()) do
+                    if asn_of[p.addr] then asns[#asns + 1] = asn_of[p.addr] end
+                end
+                table.sort(asns)
+                assert.are.equal(0, n:stop())
+                return asns, n
+            end
+            local plain = run("plain", false)
+            local geo, n = run("geo", true)
+            assert.are.same({ 64500, 64500 }, plain, "without the database: by address")
+            assert.are.same({ 64500, 64501 }, geo, "with it: two ASNs")
+            assert.are.equal(1, n:count("GeoIP: " .. db .. " (Test-ASN-Country)"))
+            srv:close()
+        end)
+    end)
+
     it("replaces a lost peer at once from its ranked candidates (failover)", function()
         H.with_net(function(net)
             local hub, spokes = hub_and_spokes(net)
