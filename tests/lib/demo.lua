@@ -505,6 +505,7 @@ function D.run(o)
         return nil, err
     end
     results.stop_reason = stop_reason or "duration"
+    if ns_state then results.netns_left = NS.leftovers(ns_state) end
     -- traces are complete once the nodes flushed them at shutdown
     local paths = {}
     for _, node in ipairs(nodes) do paths[#paths + 1] = node.cfg.trace_file end

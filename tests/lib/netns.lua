@@ -42,16 +42,42 @@ end
 
 function M.ip(i) return string.format("10.77.%d.%d", i // 250, i % 250 + 1) end
 
--- Short, unique names: interface names are at most 15 bytes.
+-- Short names (interface names are at most 15 bytes), unique per run: the run's name, this
+-- process and the clock go into the tag, so a run never meets the namespaces of another run
+-- on the same machine, nor those an interrupted run left behind.
 local function tag(run_name)
+    local seed = run_name .. "|" .. tostring(io.popen("echo $PPID"):read("l"))
+        .. "|" .. tostring(os.time()) .. "|" .. tostring(os.clock()) .. "|" .. tostring({})
     local h = 0
-    for c in run_name:gmatch(".") do h = (h * 31 + c:byte()) % 0xFFFFFF end
+    for c in seed:gmatch(".") do h = (h * 31 + c:byte()) % 0xFFFFFF end
     return string.format("%06x", h)
+end
+
+-- Namespaces named like a run's (leftovers of a killed run with the same tag) are removed
+-- before it starts.
+local function clear_stale(st)
+    local _, out = sh("ip netns list")
+    for name in out:gmatch("(%S+)[^\n]*") do
+        if name == st.hub or name:find("^tn" .. st.tag .. "%-%d+$") then
+            sh("ip netns del " .. name)
+        end
+    end
+end
+
+-- The namespaces of this run that still exist (empty after teardown).
+function M.leftovers(st)
+    local _, out = sh("ip netns list")
+    local left = {}
+    for name in out:gmatch("(%S+)[^\n]*") do
+        if name == st.hub or name:find("^tn" .. st.tag .. "%-%d+$") then left[#left + 1] = name end
+    end
+    return left
 end
 
 function M.setup(run_name, n)
     local t = tag(run_name)
     local st = { tag = t, hub = "tnh" .. t, n = n, ns = {} }
+    clear_stale(st)
     run("ip netns add " .. st.hub)
     run(string.format("ip -n %s link add br0 type bridge && ip -n %s link set br0 up && "
         .. "ip -n %s link set lo up", st.hub, st.hub, st.hub))

@@ -112,7 +112,7 @@ describe("make demo", function()
             assert.are.equal(3, r.chain.running)
             assert.is_true(r.chain.height_max - r.chain.height_min <= 1)
             -- the run's namespaces are gone
-            assert.are.equal("", (H.sh("ip netns list | grep '^tn' || true")))
+            assert.are.same({}, r.netns_left)
         end)
     end)
 
