@@ -354,7 +354,12 @@ describe("resilience", function()
             local n = 5
             local st = NS.setup("res" .. tostring(SEED % 100000) .. tostring(math.random(1000)), n)
             local ok, err = pcall(function()
-                local nodes, dials = network(net, n, { 1, 2, 4 }, {})
+                -- Heartbeats every 5 s (3 missed = 15 s; the default is 30 s, 90 s). With 10 %
+                -- loss each way a segment or its ACK is lost ~19 % of the time, so one in ~800
+                -- segments needs four retransmissions in a row (RTO 0.2+0.4+0.8+1.6 s): the
+                -- stream stalls 3 s, enough to close an honest session at the test kit's 1 s
+                -- heartbeats. 15 s needs seven in a row (~1 in 100,000 segments).
+                local nodes, dials = network(net, n, { 1, 2, 4 }, { heartbeat_interval = 5 })
                 for i, node in ipairs(nodes) do
                     node.ip = NS.ip(i)
                     node.cfg.listen = NS.ip(i) .. ":24100" -- each namespace has its own ports
