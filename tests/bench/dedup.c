@@ -21,6 +21,7 @@
 #include <time.h>
 #include <sys/mman.h>
 #include <uv.h>
+#include "bench_util.h"
 
 typedef uint8_t bid_t[TN_DEDUP_ID_LEN];
 
@@ -54,19 +55,6 @@ static void *xmalloc(size_t n)
 }
 
 /* Pins the process to the last CPU it may use (away from CPU 0's interrupts where possible). */
-static int pin_cpu(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set)) return -1;
-    int cpu = -1;
-    for (int i = 0; i < CPU_SETSIZE; i++)
-        if (CPU_ISSET(i, &set)) cpu = i;
-    if (cpu < 0) return -1;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    return sched_setaffinity(0, sizeof set, &set) ? -1 : cpu;
-}
-
 /* ---- the id stream: new ids, and repeats of the last C.recent new ones ---- */
 
 /* An id stream: new ids, and repeats of one of the last `cap` new ones (kept in a ring). */
@@ -149,18 +137,6 @@ static double since_ns(uint64_t t0)
     return (double)c;
 }
 
-static int cmp_dbl(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_dbl);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static volatile uint64_t sink;
 
 int main(int argc, char **argv)
@@ -199,7 +175,7 @@ int main(int argc, char **argv)
         fail("bad parameters");
     C.recent = TN_MIN(C.recent, (long)(C.capacity / 2));
     if (sodium_init() < 0) fail("sodium_init failed");
-    int cpu = pin_cpu();
+    int cpu = tn_bench_pin_cpu();
 
     tn_dedup_t d;
     if (tn_dedup_init(&d, C.capacity, C.window_s)) fail("tn_dedup_init failed");
@@ -316,7 +292,7 @@ int main(int argc, char **argv)
     }
     double med[NV];
     for (int k = 0; k < NV; k++) {
-        med[k] = median(ns[k], C.rounds);
+        med[k] = tn_bench_median(ns[k], C.rounds);
         fprintf(stderr, "dedup: median %-9s %.1f ns/op\n", vname[k], med[k]);
     }
 
@@ -348,7 +324,7 @@ int main(int argc, char **argv)
         __asm__ volatile("" ::"r"(fbuf) : "memory");
         clr[i] = since_ns(t0) / 1e6;
     }
-    double clear_ms = median(clr, 5);
+    double clear_ms = tn_bench_median(clr, 5);
     free(fbuf);
 
     /* What a rotation costs on a quiet node: one new id per window/2, so each call rotates
@@ -365,7 +341,7 @@ int main(int argc, char **argv)
     }
     if (d.rotations - rot0 != QUIET) fail("quiet calls did not rotate");
     if (d.scrub_stalls != stalls0) fail("a whole-table scrub happened");
-    double rot_med_us = median(rot_us, QUIET), rot_p99_us = rot_us[QUIET * 99 / 100];
+    double rot_med_us = tn_bench_median(rot_us, QUIET), rot_p99_us = rot_us[QUIET * 99 / 100];
 
     double bpe = (double)mem / (double)C.capacity;
     fprintf(stderr,

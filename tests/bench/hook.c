@@ -25,6 +25,7 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <x86intrin.h>
+#include "bench_util.h"
 #define HAVE_TSC 1
 #else
 #define HAVE_TSC 0
@@ -96,19 +97,6 @@ static void clock_setup(void)
 }
 
 /* Pins the process to the last CPU it may use (away from CPU 0's interrupts where possible). */
-static int pin_cpu(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set)) return -1;
-    int cpu = -1;
-    for (int i = 0; i < CPU_SETSIZE; i++)
-        if (CPU_ISSET(i, &set)) cpu = i;
-    if (cpu < 0) return -1;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    return sched_setaffinity(0, sizeof set, &set) ? -1 : cpu;
-}
-
 /* ---- samples ---- */
 
 typedef struct {
@@ -320,7 +308,7 @@ int main(int argc, char **argv)
     node.cfg = &cfg;
     fill_peer();
 
-    int cpu = pin_cpu();
+    int cpu = tn_bench_pin_cpu();
     clock_setup();
     fprintf(stderr, "hook_call: pinned to CPU %d; clock %s (%.4f ns/tick)\n", cpu,
             use_tsc ? "rdtsc" : "uv_hrtime", ns_per_tick);

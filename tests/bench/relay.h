@@ -42,6 +42,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "bench_util.h"
 
 #ifdef RELAY_UNSIGNED
 #define BENCH "relay_unsigned"
@@ -600,16 +601,10 @@ static double secs_in_phase(void)
     return (double)(uv_hrtime() - N.phase_t0) / 1e9;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double pct(double *v, int n, double q)
 {
     if (n == 0) return NAN;
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    qsort(v, (size_t)n, sizeof *v, tn_bench_cmp_double);
     int i = (int)ceil(q * n) - 1;
     return v[i < 0 ? 0 : i];
 }
@@ -748,36 +743,9 @@ static void on_phase(uv_timer_t *t)
     }
 }
 
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) ||
-        getsockname(fd, (struct sockaddr *)&sa, &len))
-        fail("cannot find a free port: %s", strerror(errno));
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 static void set_str(char **field, const char *value)
 {
-    free(*field);
-    if (!(*field = strdup(value))) fail("out of memory");
-}
-
-static void shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void shell(const char *fmt, ...)
-{
-    char cmd[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    if (system(cmd) != 0) fail("command failed: %s", cmd);
+    if (tn_bench_set_str(field, value)) fail("out of memory");
 }
 
 static pid_t fork_peer(int idx)
@@ -821,7 +789,7 @@ static void measure(sample_t *x)
 {
     memset(x, 0, sizeof *x);
     memset(SH, 0, sizeof *SH);
-    node_port = free_port();
+    if (!(node_port = tn_bench_free_port())) fail("cannot find a free port");
     memset(N.kids, 0, sizeof N.kids);
     memset(N.ctl, 0, sizeof N.ctl);
     for (int i = 0; i < C.outs; i++) fork_peer(i);
@@ -830,7 +798,7 @@ static void measure(sample_t *x)
     snprintf(N.dir, sizeof N.dir, "/tmp/tn-bench-relay-XXXXXX");
     if (!mkdtemp(N.dir)) fail("mkdtemp: %s", strerror(errno));
     snprintf(N.pol_dir, sizeof N.pol_dir, "%s/policies", N.dir);
-    shell("cp -R '%s' '%s'", C.policy_dir, N.pol_dir);
+    TN_BENCH_SHELL("cp -R '%s' '%s'", C.policy_dir, N.pol_dir);
     snprintf(N.log_path, sizeof N.log_path, "%s/node.log", N.dir);
     if (!(N.log = fopen(N.log_path, "w"))) fail("cannot write %s", N.log_path);
     tn_log_init("bench-node", TN_LOG_INFO, 10, N.log);
@@ -870,7 +838,7 @@ static void measure(sample_t *x)
     tn_config_free(&N.cfg);
     memset(&N.cfg, 0, sizeof N.cfg);
     fclose(N.log);
-    shell("rm -rf '%s'", N.dir);
+    TN_BENCH_SHELL("rm -rf '%s'", N.dir);
     N.log_path[0] = 0;
     fprintf(stderr,
             BENCH
@@ -1137,7 +1105,7 @@ static double tcp_relay_per_s(double *cpu)
 {
     memset(SH, 0, sizeof *SH);
     memset(&R, 0, sizeof R);
-    node_port = free_port();
+    if (!(node_port = tn_bench_free_port())) fail("cannot find a free port");
     memset(N.kids, 0, sizeof N.kids);
     memset(N.ctl, 0, sizeof N.ctl);
     for (int idx = 0; idx <= C.outs; idx++) {
@@ -1209,7 +1177,7 @@ static double median(double *v, int n)
 {
     double t[REPS_MAX];
     memcpy(t, v, sizeof(double) * (size_t)n);
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    qsort(t, (size_t)n, sizeof *t, tn_bench_cmp_double);
     return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
 }
 

@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "bench_util.h"
 
 #define MSG_TYPE 0x8001 /* experiment range: the node counts and ignores it */
 #define RECEIVED_METRIC "tn_messages_ignored_total{range=\"experiment\"}"
@@ -516,51 +517,12 @@ static void phase_step(uv_timer_t *t)
 
 /* ---- set-up ---- */
 
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) ||
-        getsockname(fd, (struct sockaddr *)&sa, &len))
-        fail("cannot find a free port: %s", strerror(errno));
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 static void set_str(char **field, const char *value)
 {
-    free(*field);
-    if (!(*field = strdup(value))) fail("out of memory");
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+    if (tn_bench_set_str(field, value)) fail("out of memory");
 }
 
 /* Sorts v in place. */
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static void shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void shell(const char *fmt, ...)
-{
-    char cmd[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    if (system(cmd) != 0) fail("command failed: %s", cmd);
-}
-
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -611,11 +573,12 @@ int main(int argc, char **argv)
     snprintf(N.data_dir, sizeof N.data_dir, "/tmp/tn-bench-reload-XXXXXX");
     if (!mkdtemp(N.data_dir)) fail("mkdtemp: %s", strerror(errno));
     snprintf(N.pol_dir, sizeof N.pol_dir, "%s/policies", N.data_dir);
-    shell("cp -R '%s' '%s'", C.dir, N.pol_dir);
+    TN_BENCH_SHELL("cp -R '%s' '%s'", C.dir, N.pol_dir);
     snprintf(N.log_path, sizeof N.log_path, "%s/node.log", N.data_dir);
 
     /* The sender is forked first, before the node's loop and threadpool exist. */
-    uint16_t port = free_port();
+    uint16_t port = tn_bench_free_port();
+    if (!port) fail("cannot find a free port");
     int ctl[2], rep[2];
     if (pipe(ctl) || pipe(rep)) fail("pipe: %s", strerror(errno));
     fflush(NULL);
@@ -726,8 +689,8 @@ int main(int argc, char **argv)
                 f[B_RATE][r]);
     }
     double m[NF];
-    for (int k = 0; k < NF; k++) m[k] = median(f[k], C.reps);
-    double rl_med = median(N.reload_ms, total), rl_max = N.reload_ms[total - 1];
+    for (int k = 0; k < NF; k++) m[k] = tn_bench_median(f[k], C.reps);
+    double rl_med = tn_bench_median(N.reload_ms, total), rl_max = N.reload_ms[total - 1];
     fprintf(stderr,
             "reload_under_load: reload %.1f ms median, %.1f ms max; sent %llu, received %.0f, "
             "lost %.0f; sessions closed %.0f, opened %.0f\n",
@@ -755,7 +718,7 @@ int main(int argc, char **argv)
            m[B_CPU], m[PRE], m[B_PRE], lost, closed, rl_med, rl_max, m[RATE], m[B_RATE],
            (unsigned long long)N.report.sent);
     printf(" \"floors\": {}}\n");
-    shell("rm -rf '%s'", N.data_dir);
+    TN_BENCH_SHELL("rm -rf '%s'", N.data_dir);
     free(N.reload_ms);
     tn_config_free(&N.cfg);
     return 0;

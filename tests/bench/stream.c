@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "bench_util.h"
 
 #define MSG_TYPE 0x8001 /* experiment range: the session passes it through uninterpreted */
 
@@ -630,18 +631,6 @@ static double aead_msg_per_s(void)
     return r;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 #define MAX_REPS 32
 
 int main(int argc, char **argv)
@@ -714,7 +703,7 @@ int main(int argc, char **argv)
         hi = i == 0 || x.msg_per_s > hi ? x.msg_per_s : hi;
     }
     if (session_only) return 0;
-    double msg = median(m, C.reps), tcp = median(tm, C.reps);
+    double msg = tn_bench_median(m, C.reps), tcp = tn_bench_median(tm, C.reps);
     printf("{\"params\": {\"msg_size\": %u, \"msg_header\": %d, \"msg_type\": \"0x%04x\", "
            "\"warmup_s\": %g, \"duration_s\": %g, \"repetitions\": %d, \"aggregate\": \"median\", "
            "\"frame_target\": %d, \"read_chunk\": %d, \"backlog_max\": %zu, "
@@ -725,10 +714,10 @@ int main(int argc, char **argv)
     printf(" \"figures\": {\"msg_per_s\": %.0f, \"bytes_per_s\": %.0f, \"ratio\": %.3f, "
            "\"msg_per_s_spread\": %.3f, \"rx_cpu\": %.2f, \"tx_cpu\": %.2f, "
            "\"msgs_per_frame\": %.1f},\n",
-           msg, median(b, C.reps), msg / tcp, (hi - lo) / msg, median(rc, C.reps),
-           median(tc, C.reps), median(mf, C.reps));
+           msg, tn_bench_median(b, C.reps), msg / tcp, (hi - lo) / msg, tn_bench_median(rc, C.reps),
+           tn_bench_median(tc, C.reps), tn_bench_median(mf, C.reps));
     printf(" \"floors\": {\"tcp_msg_per_s\": %.0f, \"tcp_bytes_per_s\": %.0f, "
            "\"aead_msg_per_s\": %.0f}}\n",
-           tcp, median(tb, C.reps), median(am, C.reps));
+           tcp, tn_bench_median(tb, C.reps), tn_bench_median(am, C.reps));
     return 0;
 }
