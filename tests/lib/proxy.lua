@@ -395,26 +395,6 @@ function Proxy:wait(name, timeout)
     end
 end
 
-function Proxy:stop()
-    local uv = require("luv")
-    if self.ctl then
-        self.ctl:settimeout(1)
-        self.ctl:send("quit\n")
-        self.ctl:close()
-        self.ctl = nil
-    end
-    local deadline = socket.gettime() + 3
-    while self.handle and socket.gettime() < deadline do
-        uv.run("nowait")
-        socket.sleep(0.01)
-    end
-    if self.handle then
-        self.handle:kill("sigkill")
-        while self.handle and socket.gettime() < deadline + 2 do
-            uv.run("nowait")
-            socket.sleep(0.01)
-        end
-    end
-end
+Proxy.stop = require("childproc").stop -- quit, wait, then kill
 
 return M
