@@ -3,8 +3,9 @@
 -- the same one and its pongs still rise, and the node logged exactly the verdict lines the
 -- case expects (one per event) and no other warning. Attackers use 127.X.Y.100+ sources
 -- (tests/lib/advpeer.lua); tampering between two real nodes goes through tests/lib/proxy.lua.
-local H = require("harness")
-local A = require("advpeer")
+local K = require("hostilekit")
+local H = K.H
+local A = K.A
 local Proxy = require("proxy")
 local T = A.T
 
@@ -12,121 +13,17 @@ local MAX_FRAME = 65536
 local EXPERIMENT = T.MSG_EXPERIMENT_FIRST + 1 -- 0x8001
 local UNKNOWN_CORE = 0x7fff
 
-local Ctx = {}
-Ctx.__index = Ctx
+-- The case runner, attacker helpers and checks after each case (honest session intact, one
+-- line per verdict, no other warning, RSS within budget) are the hostile kit's. These
+-- cases run with the harness's lifted attempt limits: several reconnect from one IP.
+local closes_within, alive, strikes_of = K.closes_within, K.alive, K.strikes_of
+local warnings_since = K.warnings_since
 
--- An attacker connection from source IP block.(100+i) to the target node (TCP only).
-function Ctx:adv(i, opts)
-    opts = opts or {}
-    opts.src = self:adv_ip(i)
-    local p = assert(A.connect(self.t.ip, self.port, opts))
-    self.cleanups[#self.cleanups + 1] = function() p:close() end
-    return p
-end
-
-function Ctx:adv_ip(i) return string.format("%s.%d", self.net.block, 100 + i) end
-
--- An attacker with an open, established session: handshake, hello, the node's hello.
-function Ctx:session(i, opts)
-    local p = self:adv(i, opts)
-    local id, err = p:handshake()
-    assert(id, "handshake: " .. tostring(err))
-    assert.are.equal(self.t:id(), id)
-    assert(p:hello({ name = "adv" .. i }))
-    assert(p:wait_msg(T.MSG_HELLO, 5), "the node's hello")
-    return p
-end
-
--- Waits until the target logged `text` n times and records it as an expected verdict line.
-function Ctx:expect(text, n)
-    n = n or 1
-    self.t:wait_log(text, 10, n)
-    self.expected[#self.expected + 1] = { text = text, n = n }
-end
-
--- The attacker whose session survived leaves: the node logs the loss once.
-function Ctx:hangup(p, i)
-    p:close()
-    self:expect("Connection to " .. self:adv_ip(i) .. " lost (connection closed by peer)")
-end
-
--- The node closes the connection promptly (not after a timeout of its own or ours).
-local function closes_within(p, seconds)
-    local t0 = H.now()
-    assert.is_true(p:closed(seconds + 2), "connection still open")
-    local dt = H.now() - t0
-    assert.is_true(dt < seconds, string.format("closed after %.2f s", dt))
-    return dt
-end
-
--- The session still works: a ping gets its pong.
-local function alive(p)
-    local rtt, err = p:ping(3)
-    assert(rtt, "no pong: " .. tostring(err))
-end
-
--- Events logged at WARN or above since byte `from` of the node's log (folded repeats count
--- as the events they stand for, as in Node:count).
-local function warnings_since(node, from)
-    local n = 0
-    for line in node:log():sub(from + 1):gmatch("[^\n]+") do
-        if line:find(" WARN ", 1, true) or line:find(" ERROR ", 1, true) then
-            n = n + (tonumber(line:match("%(repeated (%d+) more times%)$")) or 1)
-        end
-    end
-    return n
-end
-
-local function strikes_of(t, ip)
-    for _, row in ipairs(t:ctl("strikes").strikes) do
-        if row.ip == ip then return row end
-    end
-    return {}
-end
-
--- Declares a case: target node t (cfg on top of the hostile defaults) and an honest real
--- peer h dialing it with heartbeat_interval = 1; body(ctx) attacks t.
 local function hostile(name, cfg, body)
-    it(name, function()
-        H.with_net(function(net)
-            local tcfg = { max_frame_size = MAX_FRAME, strike_limit = 3, heartbeat_interval = 1 }
-            for k, v in pairs(cfg) do tcfg[k] = v end
-            local t = net:node("t", tcfg)
-            local h = net:node("h", { heartbeat_interval = 1 })
-            h.cfg.persistent_peers = { t:addr() }
-            t:start()
-            h:start()
-            t:wait_connected({ h })
-            H.wait(function() return t:peer_row(h).pongs >= 1 end, 5, "a first pong from h")
-            local before = t:peer_row(h)
-            local ctx = setmetatable({ net = net, t = t, h = h, expected = {}, cleanups = {},
-                port = tonumber(t:addr():match(":(%d+)$")), log_start = #t:log(),
-                h_log_start = #h:log() }, Ctx)
-            local ok, err = xpcall(body, debug.traceback, ctx)
-            for _, f in ipairs(ctx.cleanups) do pcall(f) end
-            if not ok then error(err, 0) end
-
-            -- the honest peer did not notice
-            assert.is_true(t:running(), "target node died")
-            local mid = t:peer_row(h)
-            assert.is_truthy(mid, "honest session gone")
-            assert.are.equal(before.session, mid.session, "honest session replaced")
-            H.wait(function()
-                local r = t:peer_row(h)
-                return r and r.session == before.session and r.pongs > mid.pongs
-            end, 5, "honest pongs to keep rising after the case")
-            assert.are.equal(0, t:count("Connection to " .. h.ip .. " lost"))
-            assert.are.equal(0, warnings_since(h, ctx.h_log_start), "honest node warned")
-            assert.is_true(h:running(), "honest node died")
-            -- one line per verdict, counted again after a heartbeat: nothing came late
-            local warns = 0
-            for _, e in ipairs(ctx.expected) do
-                assert.are.equal(e.n, t:count(e.text), e.text)
-                warns = warns + e.n
-            end
-            assert.are.equal(warns, warnings_since(t, ctx.log_start), "warnings besides the verdicts")
-        end)
-    end)
+    local c = { max_frame_size = MAX_FRAME, connection_attempts_free = 1000000,
+        connection_attempts_max = 1000000 }
+    for k, v in pairs(cfg) do c[k] = v end
+    it(K.case(name, c, body))
 end
 
 -- Proxy between a second real node p (dialing) and the target: returns px, p.
