@@ -165,7 +165,7 @@ describe("resilience", function()
             K.start_all(nodes)
             wait_links(nodes, dials)
             local submit, ids, last = submitter(nodes)
-            local kills, cuts, down, up_at = 0, 0, nil, 0
+            local kills, cuts, faults, down, up_at = 0, 0, 0, nil, 0
             local t_end = H.now() + span(20)
             local next_fault = H.now() + 1
             while H.now() < t_end do
@@ -177,11 +177,18 @@ describe("resilience", function()
                 end
                 if now >= next_fault then
                     next_fault = now + 1 + math.random() * 2
+                    faults = faults + 1
                     local n = nodes[math.random(#nodes)]
                     -- a kill lands at least 0.3 s after the node's last accepted submission
-                    -- (store_flush_interval is 0.05 s): a tx a node acknowledged is stored
-                    if not down and n:running() and math.random() < 0.4
-                        and now - (last[n] or 0) > 0.3 then
+                    -- (store_flush_interval is 0.05 s): a tx a node acknowledged is stored.
+                    -- 40 % of the faults are kills, and the third is one if none came before.
+                    local victims = {}
+                    for _, m in ipairs(nodes) do
+                        if m:running() and now - (last[m] or 0) > 0.3 then victims[#victims + 1] = m end
+                    end
+                    if not down and #victims > 0
+                        and (math.random() < 0.4 or (kills == 0 and faults >= 3)) then
+                        n = victims[math.random(#victims)]
                         n:kill()
                         down, up_at = n, now + 1 + math.random()
                         kills = kills + 1
