@@ -299,13 +299,14 @@ static int api_tag(lua_State *L)
 void tn_policy_peer_push(tn_policy_gen_t *g, const tn_peer_view_t *v)
 {
     g->cur = *v;
-    g->quality_ok = false;
+    g->quality_ok = g->quality_last = false;
     lua_rawgeti(g->L, LUA_REGISTRYINDEX, g->peer_ref);
 }
 
 void tn_policy_peer_clear(tn_policy_gen_t *g)
 {
     memset(&g->cur, 0, sizeof g->cur);
+    g->quality_last = g->quality_ok; /* for the decision's record (tn_hook_record) */
     g->quality_ok = false;
 }
 

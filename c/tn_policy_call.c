@@ -35,7 +35,9 @@ bool tn_hook_begin(tn_policy_t *p, tn_hook_t h, lua_State **L, int *base)
 bool tn_hook_begin_ref(tn_policy_t *p, tn_hook_t h, int ref, lua_State **L, int *base)
 {
     tn_policy_gen_t *g = p->gen;
-    if (!g || ref == LUA_NOREF) return false;
+    if (!g) return false;
+    g->quality_last = false; /* a decision without a call records fresh values */
+    if (ref == LUA_NOREF) return false;
     if (p->breaker_open) {
         tn_hook_fallback(p, h); /* the policy would decide, but may not */
         return false;
@@ -198,8 +200,15 @@ void tn_hook_record(tn_policy_t *p, tn_hook_t h, const tn_peer_view_t *v, const 
         const uint8_t *qid = v->p                                ? v->p->id
                              : s && s->state == TN_SS_OPEN ? s->their_id
                                                            : v->id;
+        /* the values the policy read in this call, when it read any: computed again they
+         * could differ (uptime_share moves with the wall clock), and a replay of the
+         * record would then not give the recorded result */
         double q[TN_QUALITY_NFIELDS];
-        if (qid) tn_quality_values(p->node, s, qid, q);
+        if (p->gen && p->gen->quality_last) {
+            memcpy(q, p->gen->quality, sizeof q);
+            p->gen->quality_last = false;
+        } else if (qid)
+            tn_quality_values(p->node, s, qid, q);
         for (int i = 0; qid && i < TN_QUALITY_NFIELDS; i++)
             fprintf(f, ",\"%s\":%.6g", TN_QUALITY_FIELDS[i], q[i]);
         fprintf(f, ",\"strikes\":%u}", tn_strikes_total(p->node, a));

@@ -55,6 +55,7 @@ struct tn_policy_gen {
     tn_peer_view_t cur;
     double quality[16]; /* the current peer's quality fields, computed on the first read */
     bool quality_ok;
+    bool quality_last; /* after a call: quality[] holds what that call's policy read */
     /* what was loaded */
     char dir[1024];
     int n_files, n_tests;
