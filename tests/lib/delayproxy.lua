@@ -13,7 +13,6 @@
 --   px:stats("n1-n2")                            -- { conns=, bytes= }
 --   px:stop()
 -- The child exits when its control connection closes, so it never outlives the test.
-local socket = require("socket")
 
 ---------------------------------------------------------------------------- child process
 
@@ -164,35 +163,9 @@ local P = {}
 P.__index = P
 
 function M.start()
-    local uv = require("luv")
-    local srv = assert(socket.bind("127.0.0.1", 0))
-    srv:settimeout(10)
-    local _, cport = srv:getsockname()
-    local script = assert(package.searchpath("delayproxy", package.path), "delayproxy.lua not on LUA_PATH")
     local self = setmetatable({}, P)
-    local env = {}
-    for _, k in ipairs({ "PATH", "LUA_PATH", "LUA_CPATH", "HOME" }) do
-        local v = os.getenv(k)
-        if v then env[#env + 1] = k .. "=" .. v end
-    end
-    local handle, pid = uv.spawn("lua5.4", { args = { script, "--child", tostring(cport) },
-        stdio = { nil, nil, 2 }, env = env },
-        function(code)
-            self.exit_code = code
-            if self.handle then self.handle:close() end
-            self.handle = nil
-        end)
-    assert(handle, "cannot spawn lua5.4: " .. tostring(pid))
-    self.handle, self.pid = handle, pid
-    local ctl, err = srv:accept()
-    srv:close()
-    if not ctl then
-        handle:kill("sigkill")
-        error("delay proxy did not start: " .. tostring(err))
-    end
-    ctl:settimeout(10)
-    self.ctl = ctl
-    assert(ctl:receive("*l") == "ready", "delay proxy: no ready line")
+    local line = require("childproc").spawn(self, "delayproxy", {}, "delay proxy")
+    assert(line == "ready", "delay proxy: no ready line")
     return self
 end
 

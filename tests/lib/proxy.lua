@@ -281,39 +281,10 @@ Proxy.__index = Proxy
 -- ("IP:port"), opts.src (upstream source IP, optional), opts.lifetime (seconds, default 600:
 -- the process also exits when the test process goes away).
 function M.start(opts)
-    local uv = require("luv")
-    local srv = assert(socket.bind("127.0.0.1", 0))
-    srv:settimeout(10)
-    local _, cport = srv:getsockname()
-    local script = assert(package.searchpath("proxy", package.path), "proxy.lua not on LUA_PATH")
     local tip, tport = opts.target:match("^(.-):(%d+)$")
     local self = setmetatable({ events = {} }, Proxy)
-    local env = {}
-    for _, k in ipairs({ "PATH", "LUA_PATH", "LUA_CPATH", "HOME" }) do
-        local v = os.getenv(k)
-        if v then env[#env + 1] = k .. "=" .. v end
-    end
-    local handle, pid = uv.spawn("lua5.4", {
-        args = { script, "--child", tostring(cport), opts.listen, tip, tport, opts.src or "",
-            tostring(opts.lifetime or 600) },
-        stdio = { nil, nil, 2 },
-        env = env,
-    }, function(code)
-        self.exit_code = code
-        if self.handle then self.handle:close() end
-        self.handle = nil
-    end)
-    assert(handle, "cannot spawn lua5.4: " .. tostring(pid))
-    self.handle, self.pid = handle, pid
-    local ctl, err = srv:accept()
-    srv:close()
-    if not ctl then
-        handle:kill("sigkill")
-        error("proxy did not start: " .. tostring(err))
-    end
-    self.ctl = ctl
-    ctl:settimeout(10)
-    local line = assert(ctl:receive("*l"))
+    local line = require("childproc").spawn(self, "proxy",
+        { opts.listen, tip, tport, opts.src or "", tostring(opts.lifetime or 600) }, "proxy")
     local lport = assert(line:match("^ready (%d+)$"), line)
     self.addr = opts.listen .. ":" .. lport
     return self
