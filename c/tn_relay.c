@@ -467,6 +467,19 @@ int tn_relay_submit_tx(tn_node_t *n, const uint8_t *raw, uint32_t len, uint8_t i
     return rc == TN_EAGAIN ? TN_EINVAL : rc;
 }
 
+/* Traces: a transaction this node first learns inside a block (its producer put it in the
+ * block before announcing it) reached the node with the block, so it counts as accepted
+ * from that peer; without this, trace analysis would call it undelivered. */
+static void trace_block_txs(tn_node_t *n, const tn_blk_t *b, const tn_session_t *from)
+{
+    uint32_t off = 0;
+    tn_tx_t tx;
+    uint64_t now = uv_now(n->loop);
+    while (tn_block_next_tx(b->raw, b->len, &off, &tx) == 1)
+        if (!tn_dedup_contains(&n->dedup, tx.id, now))
+            tn_trace_event(n, "accept", "tx", tx.id, 32, from, NULL, NULL);
+}
+
 tn_add_result_t tn_relay_take_block(tn_node_t *n, tn_session_t *s, const uint8_t *p, uint32_t len)
 {
     uint8_t id[32];
@@ -499,6 +512,7 @@ tn_add_result_t tn_relay_take_block(tn_node_t *n, tn_session_t *s, const uint8_t
     }
     switch (r) {
     case TN_ADD_OK:
+        if (tn_trace_on) trace_block_txs(n, b, s);
         tn_dedup_insert(&n->dedup, id, uv_now(n->loop));
         tn_metric_inc(M.blk_accepted);
         rp(s)->blocks_added++;
